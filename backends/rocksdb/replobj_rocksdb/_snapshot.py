@@ -1,0 +1,59 @@
+"""Staging an incoming or freshly taken snapshot under a new generation number.
+
+Chunks go to the snapshot column family under ``generation || offset`` keys, never
+synced; the snapshot becomes current only when :meth:`RocksDBSnapshotWriter.commit`
+writes the pointer in the state column family, in the same atomic batch that drops
+the previous generation's chunks and the compacted log prefix, then syncs. A crash
+before that leaves the previous pointer, snapshot and log untouched; the orphaned
+staged chunks are deleted at the next open.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from replobj.errors import StorageError
+from replobj.raft.types import SnapshotMeta
+
+if TYPE_CHECKING:
+    from .store import RocksDBStorage
+
+
+class RocksDBSnapshotWriter:
+    """Implements :class:`replobj.storage.SnapshotWriter` for :class:`RocksDBStorage`."""
+
+    def __init__(self, store: RocksDBStorage, meta: SnapshotMeta, generation: int) -> None:
+        self._store: RocksDBStorage | None = store
+        self._meta = meta
+        self.generation = generation
+        """The key prefix the staged chunks live under."""
+        self._size = 0
+
+    @property
+    def meta(self) -> SnapshotMeta:
+        """See :attr:`replobj.storage.SnapshotWriter.meta`."""
+        return self._meta
+
+    def write_chunk(self, offset: int, data: bytes) -> None:
+        """See :meth:`replobj.storage.SnapshotWriter.write_chunk`."""
+        store = self._require_store()
+        if offset != 0 and offset != self._size:
+            raise ValueError(f"chunk at offset {offset}, but {self._size} bytes are staged")
+        store._stage(self.generation, offset, data, restart=offset == 0 and self._size > 0)
+        self._size = offset + len(data)
+
+    def commit(self, *, keep_log: bool = True) -> None:
+        """See :meth:`replobj.storage.SnapshotWriter.commit`."""
+        self._require_store()._commit(self, self._size, keep_log)
+        self._store = None
+
+    def abort(self) -> None:
+        """See :meth:`replobj.storage.SnapshotWriter.abort`."""
+        if self._store is not None:
+            store, self._store = self._store, None
+            store._discard(self.generation)
+
+    def _require_store(self) -> RocksDBStorage:
+        if self._store is None:
+            raise StorageError("this snapshot writer is finished (committed or aborted)")
+        return self._store

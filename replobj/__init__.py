@@ -1,0 +1,7 @@
+"""replobj: embeddable replicated Python objects over Raft."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,422 @@
+"""TCP transport on anyio: one authenticated, persistent connection per peer and direction.
+
+Each peer gets a bounded queue of encoded frames and a writer task that connects
+(retrying with jittered exponential backoff), proves the cluster secret
+(:mod:`replobj.transport.auth`) and then writes everything queued as one sealed
+record per write. Incoming connections must complete the handshake before any of
+their bytes are decoded; a failure is logged and counted and the listener keeps
+serving everyone else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+import anyio
+from anyio.abc import ByteStream, SocketAttribute, TaskGroup
+from anyio.streams.buffered import BufferedByteReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.tls import TLSStream
+
+from replobj.errors import FrameTooLargeError, ProtocolError, TransportError
+from replobj.raft.messages import Message
+from replobj.raft.types import NodeId
+
+from .auth import (
+    INSECURE_LOOPBACK_SECRET,
+    RecordOpener,
+    RecordSealer,
+    client_handshake,
+    server_handshake,
+)
+from .base import Address, TransportStats, logger, require_secret_or_loopback
+from .codec import DEFAULT_MAX_FRAME_BYTES, PREFIX_BYTES, encode_frame, iter_frames
+
+__all__ = ["TcpTransport"]
+
+_LINK_ERRORS = (
+    OSError,
+    TimeoutError,
+    ssl.SSLError,
+    ProtocolError,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.EndOfStream,
+    anyio.IncompleteRead,
+)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass(slots=True)
+class _Counters:
+    sent: int = 0
+    dropped: int = 0
+    received: int = 0
+    rejected: int = 0
+    last_error: str | None = None
+
+
+@dataclass(slots=True)
+class _Link:
+    peer: NodeId
+    address: Address
+    queue: MemoryObjectSendStream[bytes]
+    frames: MemoryObjectReceiveStream[bytes]
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+
+class TcpTransport:
+    """Authenticated TCP transport (see the module docstring and ``docs/wire.md``).
+
+    :param node_id: this node's id.
+    :param listen: where to listen, e.g. ``("10.0.0.5", 7400)``; port 0 picks a free
+        port (read it back from :attr:`listen_address`).
+    :param peers: the initial address book.
+    :param secret: the cluster secret (same bytes on every node); may be omitted only
+        when every address is loopback.
+    :param server_ssl: wrap incoming connections in TLS with this context.
+    :param client_ssl: wrap outgoing connections in TLS with this context.
+    :param queue_limit: frames queued per peer before new ones are dropped.
+    :param inbox_limit: received messages buffered before readers are slowed down.
+    :param max_frame_bytes: the largest frame sent or accepted.
+    :param coalesce: write every queued frame in one record (``False`` is for benchmarks).
+    :param max_batch_bytes: stop coalescing a record beyond this many bytes.
+    :param handshake_timeout: seconds allowed for connect plus handshake.
+    :param backoff: first and largest reconnect delay in seconds (jittered, doubling).
+    :param seed: seed of the jitter generator, for reproducible tests.
+    :raises ~replobj.errors.TransportError: if no secret is given and an address is
+        not loopback.
+    """
+
+    def __init__(
+        self,
+        node_id: NodeId,
+        listen: Address,
+        peers: Mapping[NodeId, Address] | None = None,
+        *,
+        secret: bytes | None = None,
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+        queue_limit: int = 4096,
+        inbox_limit: int = 8192,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        coalesce: bool = True,
+        max_batch_bytes: int = 256 << 10,
+        handshake_timeout: float = 5.0,
+        backoff: tuple[float, float] = (0.05, 2.0),
+        seed: int | None = None,
+    ) -> None:
+        book = dict(peers or {})
+        require_secret_or_loopback(secret, [listen, *book.values()])
+        self._node_id = node_id
+        self._listen = listen
+        self._bound: Address | None = None
+        self._peers = book
+        self._secret = secret or INSECURE_LOOPBACK_SECRET
+        self._insecure = not secret
+        self._server_ssl = server_ssl
+        self._client_ssl = client_ssl
+        self._queue_limit = queue_limit
+        self._max_frame_bytes = max_frame_bytes
+        self._max_record = max_frame_bytes + PREFIX_BYTES
+        self._coalesce = coalesce
+        self._max_batch_bytes = max_batch_bytes
+        self._handshake_timeout = handshake_timeout
+        self._backoff = backoff
+        self._rng = random.Random(seed)
+        self._links: dict[NodeId, _Link] = {}
+        self._counters = _Counters()
+        self._inbox_limit = inbox_limit
+        self._inbox_in: MemoryObjectSendStream[Message] | None = None
+        self._inbox_out: MemoryObjectReceiveStream[Message] | None = None
+        self._tg: TaskGroup | None = None
+        self._closed = False
+
+    @property
+    def node_id(self) -> NodeId:
+        """This node's id."""
+        return self._node_id
+
+    @property
+    def max_message_bytes(self) -> int:
+        """Largest frame this transport sends or accepts."""
+        return self._max_frame_bytes
+
+    @property
+    def listen_address(self) -> Address:
+        """The bound ``(host, port)``; valid after :meth:`start`."""
+        if self._bound is None:
+            raise TransportError("the transport is not listening yet; call start() first")
+        return self._bound
+
+    @property
+    def stats(self) -> TransportStats:
+        """A snapshot of the counters."""
+        c = self._counters
+        return TransportStats(c.sent, c.dropped, c.received, c.rejected, c.last_error)
+
+    async def start(self) -> None:
+        """Bind the listening socket and start accepting connections.
+
+        :raises ~replobj.errors.TransportError: if the address cannot be bound.
+        """
+        host, port = self._listen
+        try:
+            listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        except OSError as exc:
+            raise TransportError(f"{self._node_id}: cannot listen on {host}:{port}: {exc}") from exc
+        self._bound = (host, listener.extra(SocketAttribute.local_port))
+        if self._insecure:
+            logger.warning("%s: no cluster secret; accepting loopback peers only", self._node_id)
+        self._inbox_in, self._inbox_out = anyio.create_memory_object_stream[Message](
+            self._inbox_limit
+        )
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._accept_loop, listener)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every connection and stop all tasks; queued messages are discarded."""
+        if self._closed:
+            return
+        self._closed = True
+        for link in self._links.values():
+            link.queue.close()
+            link.frames.close()
+        self._links.clear()
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+            await self._tg.__aexit__(None, None, None)
+        if self._inbox_in is not None and self._inbox_out is not None:
+            self._inbox_in.close()
+            self._inbox_out.close()
+
+    def send(self, to: NodeId, message: Message) -> None:
+        """Queue ``message`` for ``to``; drop and count it if it cannot be queued."""
+        address = self._peers.get(to)
+        if address is None or self._tg is None or self._closed:
+            self._counters.dropped += 1
+            return
+        try:
+            frame = encode_frame(message, self._max_frame_bytes)
+        except FrameTooLargeError as exc:
+            self._fail(str(exc))
+            self._counters.dropped += 1
+            return
+        link = self._links.get(to)
+        if link is None:
+            link = self._open_link(to, address)
+        try:
+            link.queue.send_nowait(frame)
+        except anyio.WouldBlock:
+            self._counters.dropped += 1
+
+    async def receive(self) -> Message:
+        """Wait for the next message from any peer.
+
+        :raises anyio.EndOfStream: once the transport is closed.
+        :raises ~replobj.errors.TransportError: if the transport was never started.
+        """
+        if self._inbox_out is None:
+            raise TransportError("the transport is not started; call start() first")
+        try:
+            return await self._inbox_out.receive()
+        except anyio.ClosedResourceError:
+            raise anyio.EndOfStream from None
+
+    def update_peers(self, peers: Mapping[NodeId, Address]) -> None:
+        """Replace the address book; links to removed or moved peers are closed.
+
+        :raises ~replobj.errors.TransportError: if there is no secret and an address is
+            not loopback.
+        """
+        book = dict(peers)
+        require_secret_or_loopback(None if self._insecure else self._secret, list(book.values()))
+        for peer, link in list(self._links.items()):
+            if book.get(peer) != link.address:
+                link.queue.close()
+                link.frames.close()
+                link.scope.cancel()
+                del self._links[peer]
+        self._peers = book
+
+    def _fail(self, message: str) -> None:
+        self._counters.last_error = message
+        logger.warning("%s: %s", self._node_id, message)
+
+    def _open_link(self, peer: NodeId, address: Address) -> _Link:
+        assert self._tg is not None
+        queue, frames = anyio.create_memory_object_stream[bytes](self._queue_limit)
+        link = _Link(peer, address, queue, frames)
+        self._links[peer] = link
+        self._tg.start_soon(self._run_link, link)
+        return link
+
+    async def _run_link(self, link: _Link) -> None:
+        first, largest = self._backoff
+        delay = first
+        frames = link.frames
+        with link.scope, frames:
+            while True:
+                try:
+                    stream, reader, key = await self._connect(link)
+                except (*_LINK_ERRORS, TransportError) as exc:
+                    self._fail(f"cannot reach {link.peer!r} at {link.address}: {_describe(exc)}")
+                    if isinstance(exc, TransportError):
+                        delay = largest
+                    await anyio.sleep(delay * self._rng.uniform(0.5, 1.0))
+                    delay = min(delay * 2, largest)
+                    continue
+                delay = first
+                finished = False
+                async with stream, anyio.create_task_group() as tg:
+                    tg.start_soon(self._watch_closed, reader, tg.cancel_scope)
+                    finished = await self._pump(link, stream, RecordSealer(key), frames)
+                    tg.cancel_scope.cancel()
+                if finished:
+                    return
+
+    async def _connect(self, link: _Link) -> tuple[ByteStream, BufferedByteReceiveStream, bytes]:
+        host, port = link.address
+        with anyio.fail_after(self._handshake_timeout):
+            stream: ByteStream
+            if self._client_ssl is None:
+                stream = await anyio.connect_tcp(host, port)
+            else:
+                stream = await anyio.connect_tcp(
+                    host, port, ssl_context=self._client_ssl, tls_standard_compatible=False
+                )
+            try:
+                reader = BufferedByteReceiveStream(stream)
+                key = await client_handshake(
+                    stream, reader, secret=self._secret, node_id=self._node_id, peer_id=link.peer
+                )
+            except BaseException:
+                await anyio.aclose_forcefully(stream)
+                raise
+        return stream, reader, key
+
+    @staticmethod
+    async def _watch_closed(reader: BufferedByteReceiveStream, scope: anyio.CancelScope) -> None:
+        with contextlib.suppress(*_LINK_ERRORS):
+            await reader.receive()
+        scope.cancel()
+
+    async def _pump(
+        self,
+        link: _Link,
+        stream: ByteStream,
+        sealer: RecordSealer,
+        frames: MemoryObjectReceiveStream[bytes],
+    ) -> bool:
+        """Write queued frames until the queue closes (True) or the link fails (False)."""
+        try:
+            await self._write_batches(stream, sealer, frames)
+        except anyio.EndOfStream:
+            return True
+        except _LINK_ERRORS as exc:
+            logger.info("%s: link to %r lost: %r", self._node_id, link.peer, exc)
+        return False
+
+    async def _write_batches(
+        self, stream: ByteStream, sealer: RecordSealer, frames: MemoryObjectReceiveStream[bytes]
+    ) -> None:
+        pending: bytes | None = None
+        while True:
+            frame = pending if pending is not None else await frames.receive()
+            pending = None
+            batch, size = [frame], len(frame)
+            while self._coalesce and size < self._max_batch_bytes:
+                try:
+                    frame = frames.receive_nowait()
+                except anyio.WouldBlock:
+                    break
+                if size + len(frame) > self._max_record:
+                    pending = frame
+                    break
+                batch.append(frame)
+                size += len(frame)
+            await stream.send(sealer.seal(b"".join(batch)))
+            self._counters.sent += len(batch)
+
+    async def _accept_loop(self, listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
+        async with listener:
+            await listener.serve(self._serve_connection_safely, self._tg)
+
+    async def _serve_connection_safely(self, raw: anyio.abc.SocketStream) -> None:
+        try:
+            await self._serve_connection(raw)
+        except Exception:
+            self._counters.rejected += 1
+            logger.exception("%s: unexpected failure serving a connection", self._node_id)
+            await anyio.aclose_forcefully(raw)
+
+    async def _serve_connection(self, raw: anyio.abc.SocketStream) -> None:
+        remote = raw.extra(SocketAttribute.remote_address, "?")
+        stream: ByteStream = raw
+        try:
+            with anyio.fail_after(self._handshake_timeout):
+                if self._server_ssl is not None:
+                    stream = await TLSStream.wrap(
+                        raw,
+                        server_side=True,
+                        ssl_context=self._server_ssl,
+                        standard_compatible=False,
+                    )
+                reader = BufferedByteReceiveStream(stream)
+                peer, key = await server_handshake(
+                    stream, reader, secret=self._secret, node_id=self._node_id
+                )
+        except (*_LINK_ERRORS, TransportError) as exc:
+            self._counters.rejected += 1
+            logger.warning("%s: refused connection from %s: %r", self._node_id, remote, exc)
+            await anyio.aclose_forcefully(stream)
+            return
+        async with stream:
+            await self._read_records(peer, remote, reader, RecordOpener(key, self._max_record))
+
+    async def _read_records(
+        self, peer: NodeId, remote: object, reader: BufferedByteReceiveStream, opener: RecordOpener
+    ) -> None:
+        inbox = self._inbox_in
+        assert inbox is not None
+        try:
+            while True:
+                payload = await opener.read(reader)
+                for msg in iter_frames(payload, self._max_frame_bytes):
+                    if msg.sender != peer:
+                        self._counters.rejected += 1
+                        logger.warning(
+                            "%s: %r sent a message as %r", self._node_id, peer, msg.sender
+                        )
+                        continue
+                    await inbox.send(msg)
+                    self._counters.received += 1
+        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
+            return
+        except ProtocolError as exc:
+            self._counters.rejected += 1
+            logger.warning("%s: closing link from %r at %s: %s", self._node_id, peer, remote, exc)
+        except anyio.ClosedResourceError:
+            return

@@ -1,0 +1,1 @@
+"""Unit tests of the pure Raft core, one rule of the paper or thesis per test."""

@@ -1,0 +1,596 @@
+"""A tiny synchronous driver for a few :class:`RaftNode` instances, for scenario tests.
+
+Nothing happens unless the test asks: a message moves only when delivered, an append
+becomes durable only when persisted (or at once with ``auto_persist``), a timer fires
+only when the test fires it. Every action a node emits is executed the way a correct
+driver would, and the driver's obligations are checked on the way (a vote or term is
+saved before a message depending on it leaves; a follower acknowledges only entries
+that are durable; applied entries are consecutive and never repeated; one leader per
+term). A violation raises :class:`ContractViolation` naming the node and action.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from replobj.raft import (
+    Action,
+    AppendLog,
+    ApplyEntries,
+    ClusterConfig,
+    CompactLog,
+    Entry,
+    EntryKind,
+    HardState,
+    InstallSnapshot,
+    LogIndex,
+    Message,
+    NodeId,
+    ProposalId,
+    RaftNode,
+    RaftOptions,
+    ReadFailed,
+    ReadReady,
+    ResetTimer,
+    RestoredState,
+    Role,
+    RoleChanged,
+    SaveHardState,
+    Send,
+    SendSnapshotChunk,
+    SnapshotMeta,
+    Term,
+    TimerKind,
+    WriteSnapshotChunk,
+)
+from replobj.raft import messages as msg
+
+
+class ContractViolation(AssertionError):
+    """The core asked its driver for something the documented contract forbids."""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A message in flight from ``src`` to ``dst``."""
+
+    src: NodeId
+    dst: NodeId
+    message: Message
+
+
+EnvelopeFilter = Callable[[Envelope], bool]
+
+
+@dataclass(slots=True)
+class Store:
+    """One node's simulated durable storage and state machine."""
+
+    hard_state: HardState = field(default_factory=HardState)
+    log: dict[LogIndex, Entry] = field(default_factory=dict)
+    snapshot: SnapshotMeta = field(default_factory=SnapshotMeta)
+    snapshot_data: bytes = b""
+    staged_meta: SnapshotMeta | None = None
+    staged_data: bytes = b""
+    pending: list[AppendLog] = field(default_factory=list)
+    applied: list[Entry] = field(default_factory=list)
+    applied_index: LogIndex = 0
+    state_machine: list[tuple[LogIndex, bytes]] = field(default_factory=list)
+    reads: list[ReadReady | ReadFailed] = field(default_factory=list)
+    trace: list[Action] = field(default_factory=list)
+    timer: TimerKind | None = None
+
+    def durable_last_index(self) -> LogIndex:
+        """Highest index held durably (log or snapshot)."""
+        return max([self.snapshot.last_index, *self.log])
+
+    def durable_entries(self) -> tuple[Entry, ...]:
+        """Durable entries after the snapshot, in index order."""
+        return tuple(self.log[i] for i in sorted(self.log) if i > self.snapshot.last_index)
+
+
+def encode_state(state: Sequence[tuple[LogIndex, bytes]]) -> bytes:
+    """Serialise the toy state machine (applied commands) as snapshot bytes."""
+    return json.dumps([[index, payload.hex()] for index, payload in state]).encode()
+
+
+def decode_state(data: bytes) -> list[tuple[LogIndex, bytes]]:
+    """Inverse of :func:`encode_state`."""
+    if not data:
+        return []
+    return [(int(index), bytes.fromhex(text)) for index, text in json.loads(data)]
+
+
+def matches(
+    env: Envelope,
+    *,
+    kind: type | tuple[type, ...] | None = None,
+    src: NodeId | None = None,
+    to: NodeId | None = None,
+    where: EnvelopeFilter | None = None,
+) -> bool:
+    """Whether ``env`` passes every given criterion."""
+    if kind is not None and not isinstance(env.message, kind):
+        return False
+    if src is not None and env.src != src:
+        return False
+    if to is not None and env.dst != to:
+        return False
+    return where is None or where(env)
+
+
+class Cluster:
+    """A hand-driven cluster: ``Cluster(["a", "b", "c"])`` bootstraps three voters.
+
+    :param ids: the initial voters (each starts from ``RestoredState.bootstrap``).
+    :param joining: nodes started with ``RestoredState.joining()``, to be added later.
+    :param options: options for every node.
+    :param auto_persist: report every append durable as soon as it is issued.
+    """
+
+    def __init__(
+        self,
+        ids: Sequence[NodeId],
+        *,
+        joining: Sequence[NodeId] = (),
+        options: RaftOptions | None = None,
+        auto_persist: bool = True,
+    ) -> None:
+        self.options = options or RaftOptions()
+        self.auto_persist = auto_persist
+        self.nodes: dict[NodeId, RaftNode] = {}
+        self.stores: dict[NodeId, Store] = {}
+        self.network: list[Envelope] = []
+        self.down: set[NodeId] = set()
+        self.blocked: set[tuple[NodeId, NodeId]] = set()
+        self.leaders_by_term: dict[Term, NodeId] = {}
+        self.delivered: list[Envelope] = []
+        for node_id in ids:
+            self._start(node_id, RestoredState.bootstrap(set(ids)), Store())
+        for node_id in joining:
+            self._start(node_id, RestoredState.joining(), Store())
+
+    @classmethod
+    def from_states(
+        cls,
+        states: dict[NodeId, RestoredState],
+        *,
+        options: RaftOptions | None = None,
+        auto_persist: bool = True,
+    ) -> Cluster:
+        """A cluster whose nodes restart from the given durable states (crafted logs)."""
+        cluster = cls([], options=options, auto_persist=auto_persist)
+        for node_id, state in states.items():
+            cluster._start(node_id, state, Store())
+        return cluster
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def _start(self, node_id: NodeId, restored: RestoredState, store: Store) -> None:
+        store.snapshot = restored.snapshot
+        store.hard_state = restored.hard_state
+        for entry in restored.entries:
+            store.log[entry.index] = entry
+        store.applied_index = restored.snapshot.last_index
+        store.state_machine = decode_state(store.snapshot_data)
+        self.stores[node_id] = store
+        self.nodes[node_id] = RaftNode(node_id, restored, self.options)
+        self.down.discard(node_id)
+        self.drain(node_id)
+
+    def add_node(self, node_id: NodeId, restored: RestoredState | None = None) -> RaftNode:
+        """Start a new node (by default one that will join a running cluster)."""
+        self._start(node_id, restored or RestoredState.joining(), Store())
+        return self.nodes[node_id]
+
+    def restore(self, node_id: NodeId, restored: RestoredState) -> RaftNode:
+        """Replace ``node_id`` by a node restarted from ``restored`` (a crafted durable state)."""
+        self._start(node_id, restored, Store())
+        return self.nodes[node_id]
+
+    def crash(self, node_id: NodeId) -> None:
+        """Stop ``node_id``: appends not yet durable are lost, messages to it are dropped."""
+        self.stores[node_id].pending.clear()
+        self.stores[node_id].staged_meta = None
+        self.down.add(node_id)
+
+    def restart(self, node_id: NodeId, options: RaftOptions | None = None) -> RaftNode:
+        """Crash (if running) and restart ``node_id`` from its durable store."""
+        self.crash(node_id)
+        old = self.stores[node_id]
+        store = Store(snapshot_data=old.snapshot_data)
+        restored = RestoredState(old.hard_state, old.snapshot, old.durable_entries())
+        if options is not None:
+            self.options = options
+        self._start(node_id, restored, store)
+        return self.nodes[node_id]
+
+    # --- driving --------------------------------------------------------------------
+
+    def node(self, node_id: NodeId) -> RaftNode:
+        """The running node ``node_id``."""
+        return self.nodes[node_id]
+
+    def drain(self, node_id: NodeId) -> list[Action]:
+        """Take and execute ``node_id``'s actions until it has none; return them."""
+        taken: list[Action] = []
+        node = self.nodes[node_id]
+        while True:
+            actions = node.take_actions()
+            if not actions:
+                break
+            for action in actions:
+                self._execute(node_id, action)
+            taken.extend(actions)
+            if self.auto_persist and self.stores[node_id].pending:
+                self.persist(node_id, drain=False)
+        self._check_roles(node_id)
+        return taken
+
+    def timeout(self, node_id: NodeId) -> list[Action]:
+        """Fire ``node_id``'s timer; return the actions it caused."""
+        self.nodes[node_id].handle_timeout()
+        return self.drain(node_id)
+
+    def persist(self, node_id: NodeId, count: int | None = None, *, drain: bool = True) -> None:
+        """Make the first ``count`` (default all) pending appends durable and report them."""
+        store = self.stores[node_id]
+        batch = store.pending if count is None else store.pending[:count]
+        del store.pending[: len(batch)]
+        for append in batch:
+            first = append.entries[0].index
+            for index in [i for i in store.log if i >= first]:
+                del store.log[index]
+            for entry in append.entries:
+                store.log[entry.index] = entry
+            last = append.entries[-1]
+            self.nodes[node_id].handle_log_persisted(last.index, last.term)
+        if drain:
+            self.drain(node_id)
+
+    def persist_all(self) -> None:
+        """Persist every pending append on every running node."""
+        for node_id in self._running():
+            self.persist(node_id)
+
+    def propose(self, node_id: NodeId, payload: bytes) -> ProposalId:
+        """Propose on ``node_id`` (which must accept) and flush."""
+        result = self.nodes[node_id].propose(payload)
+        assert isinstance(result, ProposalId), f"{node_id} refused proposal: {result}"
+        self.drain(node_id)
+        return result
+
+    def take_snapshot(self, node_id: NodeId, index: LogIndex | None = None) -> SnapshotMeta:
+        """Snapshot ``node_id``'s state machine at ``index`` (default: applied) and compact."""
+        node = self.nodes[node_id]
+        store = self.stores[node_id]
+        upto = store.applied_index if index is None else index
+        meta = node.snapshot_meta_for(upto)
+        assert meta.last_index == upto, f"snapshot_meta_for({upto}) gave {meta}"
+        store.snapshot = meta
+        store.snapshot_data = encode_state([(i, p) for i, p in store.state_machine if i <= upto])
+        node.handle_snapshot_taken(meta)
+        self.drain(node_id)
+        return meta
+
+    # --- the network ----------------------------------------------------------------
+
+    def messages(
+        self,
+        *,
+        kind: type | tuple[type, ...] | None = None,
+        src: NodeId | None = None,
+        to: NodeId | None = None,
+        where: EnvelopeFilter | None = None,
+    ) -> list[Envelope]:
+        """The messages in flight that match (without delivering them)."""
+        return [e for e in self.network if matches(e, kind=kind, src=src, to=to, where=where)]
+
+    def drop(
+        self,
+        *,
+        kind: type | tuple[type, ...] | None = None,
+        src: NodeId | None = None,
+        to: NodeId | None = None,
+        where: EnvelopeFilter | None = None,
+    ) -> list[Envelope]:
+        """Remove the matching messages from the network; return them."""
+        dropped = self.messages(kind=kind, src=src, to=to, where=where)
+        self.network = [e for e in self.network if e not in dropped]
+        return dropped
+
+    def deliver(
+        self,
+        *,
+        kind: type | tuple[type, ...] | None = None,
+        src: NodeId | None = None,
+        to: NodeId | None = None,
+        where: EnvelopeFilter | None = None,
+        limit: int | None = None,
+    ) -> list[Envelope]:
+        """Deliver the matching messages now in flight (not those they cause), in order."""
+        chosen = self.messages(kind=kind, src=src, to=to, where=where)[:limit]
+        for env in chosen:
+            self.network.remove(env)
+        for env in chosen:
+            self.inject(env)
+        return chosen
+
+    def inject(self, env: Envelope) -> None:
+        """Hand ``env`` to its destination (unless it is down or the link is blocked)."""
+        if env.dst in self.down or (env.src, env.dst) in self.blocked:
+            return
+        self.delivered.append(env)
+        self.nodes[env.dst].handle_message(env.message)
+        self.drain(env.dst)
+
+    def send(self, src: NodeId, dst: NodeId, message: Message) -> list[Action]:
+        """Deliver a crafted ``message`` to ``dst`` as if ``src`` sent it; return the actions."""
+        self.nodes[dst].handle_message(message)
+        del src
+        return self.drain(dst)
+
+    def deliver_all(
+        self,
+        *,
+        kind: type | tuple[type, ...] | None = None,
+        src: NodeId | None = None,
+        to: NodeId | None = None,
+        where: EnvelopeFilter | None = None,
+        max_messages: int = 10_000,
+    ) -> int:
+        """Deliver matching messages, including those they cause, until none is left."""
+        count = 0
+        while True:
+            batch = self.messages(kind=kind, src=src, to=to, where=where)
+            if not batch:
+                return count
+            env = batch[0]
+            self.network.remove(env)
+            self.inject(env)
+            count += 1
+            if count > max_messages:
+                raise AssertionError(f"no quiescence after {max_messages} messages")
+
+    def isolate(self, node_id: NodeId) -> None:
+        """Cut every link to and from ``node_id`` (messages on cut links are lost)."""
+        for other in self.nodes:
+            if other != node_id:
+                self.blocked.add((node_id, other))
+                self.blocked.add((other, node_id))
+
+    def heal(self) -> None:
+        """Restore every link."""
+        self.blocked.clear()
+
+    # --- scenarios ------------------------------------------------------------------
+
+    def elect(self, node_id: NodeId) -> RaftNode:
+        """Fire ``node_id``'s timer and run the network until it is leader with its no-op committed.
+
+        Other running followers first see their election timers expire once if
+        ``node_id`` is not the first leader (so they stop trusting the old leader) — done
+        by delivering nothing from the old leader and firing ``node_id`` only.
+        """
+        node = self.nodes[node_id]
+        self.timeout(node_id)
+        self.deliver_all()
+        assert node.role is Role.LEADER, f"{node_id} did not win: {node.status()}"
+        self.heartbeat(node_id)
+        return node
+
+    def heartbeat(self, leader: NodeId) -> None:
+        """Fire the leader's heartbeat timer and run the network to quiescence."""
+        self.timeout(leader)
+        self.deliver_all()
+
+    def commit(self, leader: NodeId, payloads: Iterable[bytes]) -> list[ProposalId]:
+        """Propose ``payloads`` on ``leader``, replicate, and spread the commit index."""
+        ids = [self.propose(leader, p) for p in payloads]
+        self.deliver_all()
+        self.heartbeat(leader)
+        return ids
+
+    def leader(self) -> NodeId | None:
+        """The running node that is leader in the highest term, if any."""
+        leaders = [n for n in self._running() if self.nodes[n].role is Role.LEADER]
+        if not leaders:
+            return None
+        return max(leaders, key=lambda n: self.nodes[n].term)
+
+    def applied_payloads(self, node_id: NodeId) -> list[bytes]:
+        """The application payloads ``node_id``'s state machine holds, in order."""
+        return [p for _, p in self.stores[node_id].state_machine]
+
+    def trace(self, node_id: NodeId) -> list[Action]:
+        """Every action ``node_id`` emitted so far."""
+        return self.stores[node_id].trace
+
+    def _running(self) -> list[NodeId]:
+        return [n for n in self.nodes if n not in self.down]
+
+    # --- executing actions (with contract checks) -------------------------------------
+
+    def _execute(self, node_id: NodeId, action: Action) -> None:
+        store = self.stores[node_id]
+        store.trace.append(action)
+        if isinstance(action, SaveHardState):
+            self._save_hard_state(node_id, store, action)
+        elif isinstance(action, AppendLog):
+            self._check_append(node_id, action)
+            store.pending.append(action)
+        elif isinstance(action, Send):
+            self._check_send(node_id, store, action)
+            self.network.append(Envelope(node_id, action.to, action.message))
+        elif isinstance(action, ResetTimer):
+            store.timer = action.kind
+        elif isinstance(action, ApplyEntries):
+            self._apply(node_id, store, action)
+        elif isinstance(action, ReadReady | ReadFailed):
+            store.reads.append(action)
+        elif isinstance(action, SendSnapshotChunk):
+            self._send_chunk(node_id, store, action)
+        elif isinstance(action, WriteSnapshotChunk):
+            self._stage_chunk(node_id, store, action)
+        elif isinstance(action, InstallSnapshot):
+            self._install(node_id, store, action)
+        elif isinstance(action, CompactLog):
+            if action.upto > store.snapshot.last_index:
+                raise ContractViolation(f"{node_id}: {action} beyond snapshot {store.snapshot}")
+            for index in [i for i in store.log if i <= action.upto]:
+                del store.log[index]
+        elif isinstance(action, RoleChanged):
+            pass
+        else:  # pragma: no cover - exhaustive
+            raise ContractViolation(f"{node_id}: unknown action {action!r}")
+
+    def _save_hard_state(self, node_id: NodeId, store: Store, action: SaveHardState) -> None:
+        old = store.hard_state
+        if action.term < old.term:
+            raise ContractViolation(f"{node_id}: term went back {old.term} -> {action.term}")
+        if (
+            action.term == old.term
+            and old.voted_for is not None
+            and action.voted_for != old.voted_for
+        ):
+            raise ContractViolation(f"{node_id}: vote changed within term {old.term}: {action}")
+        store.hard_state = HardState(action.term, action.voted_for)
+
+    def _check_append(self, node_id: NodeId, action: AppendLog) -> None:
+        entries = action.entries
+        if not entries:
+            raise ContractViolation(f"{node_id}: empty AppendLog")
+        for before, after in itertools.pairwise(entries):
+            if after.index != before.index + 1 or after.term < before.term:
+                raise ContractViolation(f"{node_id}: non-contiguous AppendLog {action}")
+
+    def _check_send(self, node_id: NodeId, store: Store, action: Send) -> None:
+        message = action.message
+        saved = store.hard_state
+        pre_vote = isinstance(message, msg.RequestVote | msg.RequestVoteReply) and message.pre_vote
+        if message.sender != node_id:
+            raise ContractViolation(f"{node_id}: sends as {message.sender}: {message}")
+        if not pre_vote and message.term > saved.term:
+            raise ContractViolation(f"{node_id}: sent {message} before saving its term ({saved})")
+        voted = (saved.voted_for, saved.term)
+        if (
+            isinstance(message, msg.RequestVoteReply)
+            and message.granted
+            and not pre_vote
+            and voted != (action.to, message.term)
+        ):
+            raise ContractViolation(f"{node_id}: granted vote before saving it: {saved}")
+        if (
+            isinstance(message, msg.RequestVote)
+            and not pre_vote
+            and voted != (node_id, message.term)
+        ):
+            raise ContractViolation(f"{node_id}: campaigned before saving own vote: {saved}")
+        if isinstance(message, msg.AppendEntriesReply) and message.success:
+            self._check_ack_durable(node_id, store, message.match_index)
+
+    def _check_ack_durable(self, node_id: NodeId, store: Store, match: LogIndex) -> None:
+        if match <= store.snapshot.last_index:
+            return
+        entry = store.log.get(match)
+        node_term = self.nodes[node_id].term_at(match)
+        if entry is None or (node_term is not None and entry.term != node_term):
+            raise ContractViolation(
+                f"{node_id}: acknowledged index {match} that is not durable "
+                f"(durable last {store.durable_last_index()}, pending {len(store.pending)})"
+            )
+
+    def _apply(self, node_id: NodeId, store: Store, action: ApplyEntries) -> None:
+        node = self.nodes[node_id]
+        for entry in action.entries:
+            if entry.index != store.applied_index + 1:
+                raise ContractViolation(
+                    f"{node_id}: applied {entry.index} after {store.applied_index}"
+                )
+            if entry.index > node.commit_index:
+                raise ContractViolation(f"{node_id}: applied {entry} beyond commit")
+            store.applied_index = entry.index
+            store.applied.append(entry)
+            if entry.kind is EntryKind.COMMAND:
+                store.state_machine.append((entry.index, entry.payload))
+
+    def _send_chunk(self, node_id: NodeId, store: Store, action: SendSnapshotChunk) -> None:
+        if action.term > store.hard_state.term:
+            raise ContractViolation(f"{node_id}: {action} before saving its term")
+        if action.meta != store.snapshot:
+            return
+        data = store.snapshot_data[action.offset : action.offset + action.max_bytes]
+        done = action.offset + len(data) >= len(store.snapshot_data)
+        message = msg.InstallSnapshot(
+            action.term, action.sender, action.meta, action.offset, data, done, action.seq
+        )
+        self.network.append(Envelope(node_id, action.to, message))
+
+    def _stage_chunk(self, node_id: NodeId, store: Store, action: WriteSnapshotChunk) -> None:
+        if action.offset == 0:
+            store.staged_meta = action.meta
+            store.staged_data = b""
+        if store.staged_meta != action.meta or action.offset != len(store.staged_data):
+            raise ContractViolation(
+                f"{node_id}: chunk at {action.offset} does not extend staged "
+                f"{store.staged_meta} of {len(store.staged_data)} bytes"
+            )
+        store.staged_data += action.data
+
+    def _install(self, node_id: NodeId, store: Store, action: InstallSnapshot) -> None:
+        if store.staged_meta != action.meta:
+            raise ContractViolation(f"{node_id}: install of unstaged {action.meta}")
+        self.persist(node_id, drain=False)
+        store.snapshot = action.meta
+        store.snapshot_data = store.staged_data
+        store.staged_meta = None
+        store.state_machine = decode_state(store.snapshot_data)
+        store.applied_index = action.meta.last_index
+        keep = action.keep_log
+        store.log = {i: e for i, e in store.log.items() if keep and i > action.meta.last_index}
+        self.nodes[node_id].handle_snapshot_installed(action.meta)
+
+    def _check_roles(self, node_id: NodeId) -> None:
+        node = self.nodes[node_id]
+        if node.role is Role.LEADER:
+            holder = self.leaders_by_term.setdefault(node.term, node_id)
+            if holder != node_id:
+                raise ContractViolation(f"two leaders in term {node.term}: {holder}, {node_id}")
+
+
+M = TypeVar("M")
+
+
+def sent(actions: Iterable[Action], kind: type[M], to: NodeId | None = None) -> list[M]:
+    """The messages of ``kind`` among ``actions``' sends (optionally only those to ``to``)."""
+    return [
+        a.message
+        for a in actions
+        if isinstance(a, Send) and isinstance(a.message, kind) and (to is None or a.to == to)
+    ]
+
+
+def of_type(actions: Iterable[Action], kind: type[M]) -> list[M]:
+    """The actions of ``kind``."""
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def log_of(*terms: Term) -> tuple[Entry, ...]:
+    """Entries 1..n with the given terms (empty command payloads)."""
+    return tuple(Entry(term=t, index=i + 1, payload=b"t%d" % t) for i, t in enumerate(terms))
+
+
+def restored(
+    voters: Iterable[NodeId],
+    *terms: Term,
+    term: Term | None = None,
+    voted_for: NodeId | None = None,
+) -> RestoredState:
+    """A durable state of a member of ``voters`` holding entries with ``terms``."""
+    config = ClusterConfig(voters=frozenset(voters))
+    hard = HardState(max(terms, default=0) if term is None else term, voted_for)
+    return RestoredState(hard, SnapshotMeta(config=config), log_of(*terms))

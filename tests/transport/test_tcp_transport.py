@@ -1,0 +1,210 @@
+"""TcpTransport over real loopback sockets, on asyncio and trio."""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import tracemalloc
+
+import anyio
+import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
+from transport_helpers import SECRET, receive_n, resend_until_received, wait_until
+from wire_strategies import sample_messages
+
+from replobj.errors import AuthenticationError, TransportError, VersionMismatchError
+from replobj.raft.messages import Message, TimeoutNow
+from replobj.transport.auth import RecordSealer, client_handshake
+from replobj.transport.codec import encode_frame
+from replobj.transport.tcp import TcpTransport
+
+pytestmark = pytest.mark.anyio
+
+
+def _tcp(node: str, port: int, peers: dict[str, int], **kwargs: object) -> TcpTransport:
+    book = {name: ("127.0.0.1", p) for name, p in peers.items()}
+    return TcpTransport(node, ("127.0.0.1", port), book, seed=1, **kwargs)  # type: ignore[arg-type]
+
+
+def _by_kind(messages: list[Message]) -> dict[str, Message]:
+    return {type(m).__name__: m for m in messages}
+
+
+async def test_two_transports_exchange_every_kind(ports: list[int]) -> None:
+    pa, pb, _ = ports
+    async with (
+        _tcp("a", pa, {"b": pb}, secret=SECRET) as a,
+        _tcp("b", pb, {"a": pa}, secret=SECRET) as b,
+    ):
+        for msg in sample_messages("a"):
+            a.send("b", msg)
+        for msg in sample_messages("b"):
+            b.send("a", msg)
+        assert await receive_n(b, 9) == sample_messages("a")
+        assert await receive_n(a, 9) == sample_messages("b")
+        await wait_until(lambda: a.stats.sent == 9 and b.stats.sent == 9, "sent counters")
+        assert b.stats.received == 9
+        assert a.stats.rejected == b.stats.rejected == 0
+
+
+async def test_three_transports_all_pairs(ports: list[int]) -> None:
+    names = ["a", "b", "c"]
+    book = dict(zip(names, ports, strict=True))
+    transports = [_tcp(n, book[n], {m: p for m, p in book.items() if m != n}) for n in names]
+    async with transports[0] as a, transports[1] as b, transports[2] as c:
+        nodes = {"a": a, "b": b, "c": c}
+        for src, t in nodes.items():
+            for dst in nodes:
+                if dst != src:
+                    for msg in sample_messages(src):
+                        t.send(dst, msg)
+        for dst, t in nodes.items():
+            got = await receive_n(t, 18)
+            senders = sorted({m.sender for m in got})
+            assert senders == sorted(set(names) - {dst})
+            for src in senders:
+                assert [m for m in got if m.sender == src] == sample_messages(src)
+
+
+async def test_peer_restart_resumes_traffic(ports: list[int]) -> None:
+    pa, pb, _ = ports
+    async with _tcp("a", pa, {"b": pb}, secret=SECRET, backoff=(0.01, 0.05)) as a:
+        async with _tcp("b", pb, {"a": pa}, secret=SECRET) as b:
+            assert await resend_until_received(a, "b", b, TimeoutNow(1, "a")) == TimeoutNow(1, "a")
+        async with _tcp("b", pb, {"a": pa}, secret=SECRET) as b2:
+            got = await resend_until_received(a, "b", b2, TimeoutNow(2, "a"))
+            assert got == TimeoutNow(2, "a")
+
+
+async def test_wrong_secret_refused_listener_keeps_serving(
+    ports: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    pa, pb, pc = ports
+    caplog.set_level(logging.INFO, logger="replobj.transport")
+    async with (
+        _tcp("a", pa, {}, secret=SECRET) as a,
+        _tcp("b", pb, {"a": pa}, secret=b"wrong secret") as b,
+        _tcp("c", pc, {"a": pa}, secret=SECRET) as c,
+    ):
+        b.send("a", TimeoutNow(1, "b"))
+        await wait_until(lambda: a.stats.rejected >= 1, "listener to refuse b")
+        await wait_until(lambda: b.stats.last_error is not None, "b to record its failure")
+        assert AuthenticationError.__name__ in str(b.stats.last_error)
+        assert "failed to prove the cluster secret" in caplog.text
+        c.send("a", TimeoutNow(1, "c"))
+        assert await receive_n(a, 1) == [TimeoutNow(1, "c")]
+        assert a.stats.received == 1
+
+
+async def test_handshake_raises_authentication_error(ports: list[int]) -> None:
+    async with _tcp("a", ports[0], {}, secret=SECRET) as a:
+        stream = await anyio.connect_tcp("127.0.0.1", a.listen_address[1])
+        async with stream:
+            with pytest.raises(AuthenticationError):
+                await client_handshake(
+                    stream,
+                    BufferedByteReceiveStream(stream),
+                    secret=b"bad",
+                    node_id="x",
+                    peer_id="a",
+                )
+
+
+async def test_version_mismatch_is_reported(
+    ports: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import replobj.transport.auth as auth
+
+    async with _tcp("a", ports[0], {}, secret=SECRET) as a:
+        stream = await anyio.connect_tcp("127.0.0.1", a.listen_address[1])
+        async with stream:
+            monkeypatch.setattr(auth, "WIRE_VERSION", auth.WIRE_VERSION + 1)
+            with pytest.raises(VersionMismatchError, match="wire v"):
+                await client_handshake(
+                    stream,
+                    BufferedByteReceiveStream(stream),
+                    secret=SECRET,
+                    node_id="x",
+                    peer_id="a",
+                )
+        await wait_until(lambda: a.stats.rejected == 1, "listener to refuse the old version")
+
+
+async def test_huge_frame_header_refused_without_allocation(ports: list[int]) -> None:
+    async with _tcp("a", ports[0], {}, secret=SECRET) as a:
+        stream = await anyio.connect_tcp("127.0.0.1", a.listen_address[1])
+        async with stream:
+            reader = BufferedByteReceiveStream(stream)
+            await client_handshake(stream, reader, secret=SECRET, node_id="x", peer_id="a")
+            tracemalloc.start()
+            try:
+                await stream.send(struct.pack(">I", 100 << 20) + b"\x00" * 1024)
+                await wait_until(lambda: a.stats.rejected == 1, "the 100 MB record to be refused")
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            assert peak < 10 << 20, f"peak allocation {peak} bytes"
+            with anyio.fail_after(5):
+                assert await reader.receive_exactly(0) == b""
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await reader.receive()
+
+
+async def test_garbage_and_forged_records_do_not_stop_listener(ports: list[int]) -> None:
+    pa, pb, _ = ports
+    async with _tcp("a", pa, {}, secret=SECRET) as a, _tcp("b", pb, {"a": pa}, secret=SECRET) as b:
+        for _ in range(3):
+            async with await anyio.connect_tcp("127.0.0.1", pa) as junk:
+                await junk.send(os.urandom(4096))
+        stream = await anyio.connect_tcp("127.0.0.1", pa)
+        async with stream:
+            await client_handshake(
+                stream, BufferedByteReceiveStream(stream), secret=SECRET, node_id="x", peer_id="a"
+            )
+            await stream.send(
+                RecordSealer(b"not the session key").seal(encode_frame(TimeoutNow(1, "x")))
+            )
+            await wait_until(lambda: a.stats.rejected >= 4, "garbage and forgery to be refused")
+        b.send("a", TimeoutNow(3, "b"))
+        assert await receive_n(a, 1) == [TimeoutNow(3, "b")]
+        assert a.stats.received == 1
+
+
+async def test_spoofed_sender_is_rejected(ports: list[int]) -> None:
+    pa, pb, _ = ports
+    async with _tcp("a", pa, {}, secret=SECRET) as a, _tcp("b", pb, {"a": pa}, secret=SECRET) as b:
+        b.send("a", TimeoutNow(1, "c"))
+        b.send("a", TimeoutNow(1, "b"))
+        assert await receive_n(a, 1) == [TimeoutNow(1, "b")]
+        assert a.stats.rejected == 1
+
+
+async def test_queue_overflow_drops_and_counts(ports: list[int]) -> None:
+    async with _tcp("a", ports[0], {"b": ports[1]}, queue_limit=4) as a:
+        for i in range(10):
+            a.send("b", TimeoutNow(i, "a"))
+        a.send("nobody", TimeoutNow(1, "a"))
+        assert a.stats.dropped == 7
+
+
+async def test_oversized_message_dropped_with_error(ports: list[int]) -> None:
+    async with _tcp("a", ports[0], {"b": ports[1]}, max_frame_bytes=64) as a:
+        a.send("b", sample_messages("a")[4])
+        assert a.stats.dropped == 1
+        assert "max_append_bytes" in str(a.stats.last_error)
+
+
+async def test_bind_failure_names_the_address(ports: list[int]) -> None:
+    async with _tcp("a", ports[0], {}):
+        with pytest.raises(TransportError, match=f"127.0.0.1:{ports[0]}"):
+            await _tcp("b", ports[0], {}).start()
+
+
+def test_secret_required_off_loopback() -> None:
+    with pytest.raises(TransportError, match="secret"):
+        TcpTransport("a", ("10.1.2.3", 7000), {})
+    t = TcpTransport("a", ("127.0.0.1", 7000), {"b": ("localhost", 7001)})
+    with pytest.raises(TransportError, match=r"10\.9\.9\.9"):
+        t.update_peers({"b": ("10.9.9.9", 7001)})
+    TcpTransport("a", ("0.0.0.0", 7000), {}, secret=SECRET)

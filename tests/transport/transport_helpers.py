@@ -1,0 +1,43 @@
+"""Helpers for transport integration tests: wait on conditions, collect messages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+
+from replobj.raft.messages import Message
+from replobj.transport.base import Transport
+
+SECRET = b"correct horse battery staple"
+
+
+async def wait_until(condition: Callable[[], bool], what: str, within: float = 5.0) -> None:
+    """Poll ``condition`` until it holds; fail with ``what`` after ``within`` seconds."""
+    with anyio.move_on_after(within):
+        while not condition():
+            await anyio.sleep(0.005)  # noqa: ASYNC110 (counters have no event to wait on)
+        return
+    raise AssertionError(f"timed out after {within}s waiting for {what}")
+
+
+async def receive_n(transport: Transport, count: int, within: float = 5.0) -> list[Message]:
+    """Receive exactly ``count`` messages or fail after ``within`` seconds."""
+    got: list[Message] = []
+    with anyio.move_on_after(within):
+        while len(got) < count:
+            got.append(await transport.receive())
+        return got
+    raise AssertionError(f"received {len(got)} of {count} messages within {within}s: {got}")
+
+
+async def resend_until_received(
+    sender: Transport, to: str, receiver: Transport, message: Message, within: float = 10.0
+) -> Message:
+    """Send ``message`` repeatedly (as Raft retransmits) until ``receiver`` gets one."""
+    with anyio.move_on_after(within):
+        while True:
+            sender.send(to, message)
+            with anyio.move_on_after(0.05):
+                return await receiver.receive()
+    raise AssertionError(f"{to} never received {message} within {within}s: {sender.stats}")
