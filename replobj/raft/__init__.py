@@ -24,8 +24,9 @@ from .actions import (
     WriteSnapshotChunk,
 )
 from .messages import MESSAGE_TYPES, Message
-from .node import NodeStatus, PeerStatus, RaftNode
+from .node import RaftNode
 from .options import RaftOptions, RestoredState
+from .status import NodeStatus, PeerStatus
 from .types import (
     ClusterConfig,
     Entry,

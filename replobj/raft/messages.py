@@ -163,3 +163,22 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     ReadIndexRequest,
     ReadIndexReply,
 )
+
+
+def is_malformed(message: Message) -> bool:
+    """True for a message no correct peer sends (a buggy or confused peer must not corrupt us)."""
+    if message.term < 0:
+        return True
+    if isinstance(message, AppendEntries):
+        if message.prev_index < 0 or message.prev_term < 0 or message.leader_commit < 0:
+            return True
+        expected, term = message.prev_index + 1, message.prev_term
+        for entry in message.entries:
+            if entry.index != expected or entry.term < term or entry.term > message.term:
+                return True
+            expected, term = expected + 1, entry.term
+        return False
+    if isinstance(message, InstallSnapshot):
+        meta = message.meta
+        return message.offset < 0 or meta.last_index < 1 or meta.last_term > message.term
+    return False

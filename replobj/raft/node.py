@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import actions as act
+from . import membership
 from .log import RaftLog
 from .messages import (
     AppendEntries,
@@ -24,10 +25,12 @@ from .messages import (
     RequestVote,
     RequestVoteReply,
     TimeoutNow,
+    is_malformed,
 )
 from .options import RaftOptions, RestoredState
 from .progress import Progress, ReplicationState
 from .reads import PendingRead, ReadTracker
+from .status import NodeStatus, PeerStatus
 from .types import (
     ClusterConfig,
     Entry,
@@ -42,34 +45,6 @@ from .types import (
     SnapshotMeta,
     Term,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class PeerStatus:
-    """The leader's view of one follower's replication."""
-
-    match_index: LogIndex
-    next_index: LogIndex
-    state: str
-    """``"probe"``, ``"replicate"`` or ``"snapshot"``."""
-    inflight: int
-
-
-@dataclass(frozen=True, slots=True)
-class NodeStatus:
-    """A copy of a node's protocol state, for status tables and tests."""
-
-    id: NodeId
-    role: Role
-    term: Term
-    leader: NodeId | None
-    commit_index: LogIndex
-    applied_index: LogIndex
-    last_index: LogIndex
-    persisted_index: LogIndex
-    snapshot_index: LogIndex
-    config: ClusterConfig
-    peers: dict[NodeId, PeerStatus]
 
 
 @dataclass(slots=True)
@@ -120,6 +95,8 @@ class RaftNode:
         self._transfer_ticks = 0
         self._term_start: LogIndex = 0
         self._must_broadcast = False
+        self.ignored_messages = 0
+        """Messages dropped because they came from ourselves or broke the protocol's shape."""
         self._reset_timer()
         self._announce()
 
@@ -182,9 +159,7 @@ class RaftNode:
         if proposal.index > self.commit_index:
             return ProposalStatus.PENDING
         term = self._log.term_at(proposal.index)
-        if term is None or proposal.index == self._log.snapshot.last_index:
-            if proposal.index == self._log.snapshot.last_index and term == proposal.term:
-                return ProposalStatus.COMMITTED
+        if term is None:
             return ProposalStatus.UNKNOWN
         return ProposalStatus.COMMITTED if term == proposal.term else ProposalStatus.REJECTED
 
@@ -229,48 +204,11 @@ class RaftNode:
 
     def add_member(self, node: NodeId, *, promote: bool = True) -> ProposalId | Refusal:
         """Add ``node`` as a learner; with ``promote`` it becomes a voter once caught up."""
-        config = self.config
-        refusal = self._refuse_config_change()
-        if refusal is not None:
-            return refusal
-        if node in config.members:
-            return self._refusal(
-                RefusalReason.INVALID_CONFIG_CHANGE, f"{node!r} is already a member"
-            )
-        new = ClusterConfig(
-            voters=config.voters,
-            learners=config.learners | {node},
-            auto_promote=config.auto_promote | ({node} if promote else set()),
-        )
-        return self._append_config(new)
+        return self._change_config(membership.adding(self.config, node, promote=promote))
 
     def remove_member(self, node: NodeId) -> ProposalId | Refusal:
         """Remove ``node`` (voters through joint consensus, thesis §4.3; learners directly)."""
-        config = self.config
-        refusal = self._refuse_config_change()
-        if refusal is not None:
-            return refusal
-        if node in config.learners:
-            new = ClusterConfig(
-                voters=config.voters,
-                learners=config.learners - {node},
-                auto_promote=config.auto_promote - {node},
-            )
-            return self._append_config(new)
-        if node not in config.voters:
-            return self._refusal(RefusalReason.INVALID_CONFIG_CHANGE, f"{node!r} is not a member")
-        if config.voters == {node}:
-            return self._refusal(
-                RefusalReason.INVALID_CONFIG_CHANGE,
-                f"{node!r} is the last voter; add another voter before removing it",
-            )
-        joint = ClusterConfig(
-            voters=config.voters - {node},
-            learners=config.learners,
-            old_voters=config.voters,
-            auto_promote=config.auto_promote,
-        )
-        return self._append_config(joint)
+        return self._change_config(membership.removing(self.config, node))
 
     def read_index(self, request_id: int) -> Refusal | None:
         """Start linearizable read ``request_id`` (thesis §6.4).
@@ -377,7 +315,8 @@ class RaftNode:
 
     def handle_message(self, message: Message) -> None:
         """Process one message from a peer. Malformed or stale messages are ignored."""
-        if message.sender == self.id:
+        if message.sender == self.id or is_malformed(message):
+            self.ignored_messages += 1
             return
         if isinstance(message, RequestVote):
             self._on_request_vote(message)
@@ -480,15 +419,16 @@ class RaftNode:
                 self._become_leader()
 
     def _become_follower(self, term: Term, leader: NodeId | None) -> None:
+        if leader != self.leader or term > self.term:
+            self._verified_index = 0
+            self._leader_seq = 0
+            self._fail_forwarded_reads("the leader changed")
         if term > self.term:
             self.term = term
             self.voted_for = None
             self._save_hard_state()
         if self.role is Role.LEADER:
             self._step_down_cleanup()
-        if leader != self.leader:
-            self._verified_index = 0
-            self._fail_forwarded_reads("the leader changed")
         self.role = Role.FOLLOWER
         self.leader = leader
         self._reset_timer()
@@ -516,6 +456,7 @@ class RaftNode:
         self._progress = {}
         self._transfer_to = None
         self._must_broadcast = False
+        self._leader_alive = False
 
     # ------------------------------------------------------------------ replication (§5.3)
 
@@ -590,6 +531,9 @@ class RaftNode:
             self._apply_committed()
 
     def _on_append_reply(self, m: AppendEntriesReply) -> None:
+        if m.success and m.match_index > self.last_index:
+            self.ignored_messages += 1  # acknowledges entries we never had
+            return
         progress = self._peer_progress(m.sender, m.seq)
         if progress is None:
             return
@@ -647,6 +591,10 @@ class RaftNode:
         if progress.state is ReplicationState.SNAPSHOT:
             if heartbeat:
                 self._send_snapshot_chunk(peer, progress)
+            return
+        if self._log.term_at(progress.next_index - 1) is None:
+            progress.become_snapshot(self._log.snapshot)
+            self._send_snapshot_chunk(peer, progress)
             return
         opts = self.options
         sent = False
@@ -808,6 +756,9 @@ class RaftNode:
         self._send(m.sender, reply)
 
     def _on_snapshot_reply(self, m: InstallSnapshotReply) -> None:
+        if m.last_index > self.last_index:
+            self.ignored_messages += 1  # a snapshot we never had
+            return
         progress = self._peer_progress(m.sender, m.seq)
         if progress is None:
             return
@@ -822,7 +773,8 @@ class RaftNode:
             progress.update_match(m.last_index)
             progress.become_probe(m.last_index + 1)
             self._maybe_commit()
-            self._send_append(m.sender)
+            if self.role is Role.LEADER:
+                self._send_append(m.sender)
             return
         progress.snapshot_offset = m.next_offset
         self._send_snapshot_chunk(m.sender, progress)
@@ -845,6 +797,14 @@ class RaftNode:
             )
         return None
 
+    def _change_config(self, new: ClusterConfig | str) -> ProposalId | Refusal:
+        refusal = self._refuse_config_change()
+        if refusal is not None:
+            return refusal
+        if isinstance(new, str):
+            return self._refusal(RefusalReason.INVALID_CONFIG_CHANGE, new)
+        return self._append_config(new)
+
     def _append_config(self, config: ClusterConfig) -> ProposalId:
         entry = Entry(self.term, self.last_index + 1, EntryKind.CONFIG, config.encode())
         self._append_own([entry])
@@ -853,14 +813,7 @@ class RaftNode:
     def _promote(self, peer: NodeId) -> None:
         if self._refuse_config_change() is not None:
             return
-        config = self.config
-        joint = ClusterConfig(
-            voters=config.voters | {peer},
-            learners=config.learners - {peer},
-            old_voters=config.voters,
-            auto_promote=config.auto_promote - {peer},
-        )
-        self._append_config(joint)
+        self._append_config(membership.promoting(self.config, peer))
 
     def _after_commit_config(self) -> None:
         """Finish joint consensus, and let a removed leader hand over (thesis §4.2.2, §4.3)."""
@@ -868,9 +821,7 @@ class RaftNode:
         if self._log.config_index > self.commit_index:
             return
         if config.is_joint:
-            self._append_config(
-                ClusterConfig(config.voters, config.learners, None, config.auto_promote)
-            )
+            self._append_config(membership.leaving_joint(config))
             return
         if self.id not in config.voters:
             others = [v for v in config.voters if v in self._progress]
@@ -909,8 +860,6 @@ class RaftNode:
         acked = {peer: p.acked_seq for peer, p in self._progress.items()}
         acked[self.id] = self._seq
         confirmed = self.config.quorum_index(acked)
-        if not self.config.is_voter(self.id) and not self.config.voters:
-            return
         for read in self._reads.pop_confirmed(confirmed):
             self._answer_read(read, read.read_index)
 

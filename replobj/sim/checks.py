@@ -90,7 +90,7 @@ class SafetyChecker:
         if seen != machine.digest:
             raise SafetyViolation(
                 "State Machine Safety",
-                f"{node.id}'s state after index {machine.applied_index} differs from another node's",
+                f"{node.id}'s state after index {machine.applied_index} differs from another's",
             )
 
     def on_snapshot_restored(self, node: SimNode, meta: SnapshotMeta) -> None:
@@ -183,7 +183,7 @@ class SafetyChecker:
                 raise SafetyViolation(
                     "Leader Completeness",
                     f"{node.id} leads term {term} without committed entry "
-                    f"{_short(self.chosen[index])} (holds {None if held is None else _short(held)})",
+                    f"{_short(self.chosen[index])} (holds {held})",
                 )
 
     def check_read(self, node: SimNode, read_index: LogIndex, required: LogIndex) -> None:

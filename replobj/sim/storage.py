@@ -115,7 +115,7 @@ class SimStorage:
         return self.next_seq
 
     def sync_through(self, seq: int) -> list[PendingAppend]:
-        """Make every pending append up to ``seq`` durable; returns those that were still pending."""
+        """Make every pending append up to ``seq`` durable; returns the appends made durable."""
         done: list[PendingAppend] = []
         while self.pending and self.pending[0].seq <= seq:
             op = self.pending.popleft()

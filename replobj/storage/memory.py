@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from ..errors import StorageError
 from ..raft.options import RestoredState
 from ..raft.types import Entry, HardState, LogIndex, SnapshotMeta, Term
-from ._validation import check_batch, check_snapshot_meta
 from .protocol import AppendEntries, WriteBatch, WriteOp
+from .validation import WRITER_FINISHED, check_batch, check_snapshot_meta
 
-__all__ = ["MemoryStorage"]
+__all__ = ["MemorySnapshotWriter", "MemoryStorage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ class MemoryStorage:
         self._durable = _State()
         self._unsynced: list[_Batch] = []
         self._lock = threading.Lock()
-        self._writer: _MemorySnapshotWriter | None = None
+        self._writer: MemorySnapshotWriter | None = None
         self._closed = False
 
     @classmethod
@@ -165,23 +165,23 @@ class MemoryStorage:
         """See :meth:`Storage.read_snapshot_chunk`."""
         return self._live.snapshot_data[offset : offset + max_bytes]
 
-    def begin_snapshot(self, meta: SnapshotMeta) -> _MemorySnapshotWriter:
+    def begin_snapshot(self, meta: SnapshotMeta) -> MemorySnapshotWriter:
         """See :meth:`Storage.begin_snapshot`."""
         self._check_open()
         check_snapshot_meta(meta, self._live.snapshot)
         if self._writer is not None:
             self._writer.abort()
-        self._writer = _MemorySnapshotWriter(self, meta)
+        self._writer = MemorySnapshotWriter(self, meta)
         return self._writer
 
     def close(self) -> None:
         """See :meth:`Storage.close`."""
         self._closed = True
 
-    def _install(self, writer: _MemorySnapshotWriter, data: bytes, keep_log: bool) -> None:
+    def _install(self, writer: MemorySnapshotWriter, data: bytes, keep_log: bool) -> None:
         self._check_open()
         if self._writer is not writer:
-            raise StorageError("this snapshot writer was superseded by a newer begin_snapshot()")
+            raise StorageError(WRITER_FINISHED)
         self.sync()
         with self._lock:
             self._live.install(writer.meta, data, keep_log)
@@ -193,8 +193,8 @@ class MemoryStorage:
             raise StorageError("this MemoryStorage is closed or crashed; use what crash() returned")
 
 
-class _MemorySnapshotWriter:
-    """Stages snapshot bytes in memory until :meth:`commit`."""
+class MemorySnapshotWriter:
+    """Implements :class:`~replobj.storage.SnapshotWriter` for :class:`MemoryStorage`."""
 
     def __init__(self, store: MemoryStorage, meta: SnapshotMeta) -> None:
         self._store: MemoryStorage | None = store
@@ -209,7 +209,7 @@ class _MemorySnapshotWriter:
     def write_chunk(self, offset: int, data: bytes) -> None:
         """See :meth:`SnapshotWriter.write_chunk`."""
         if self._store is None:
-            raise StorageError("this snapshot writer is finished")
+            raise StorageError(WRITER_FINISHED)
         if offset == 0:
             self._staged.clear()
         elif offset != len(self._staged):
@@ -219,7 +219,7 @@ class _MemorySnapshotWriter:
     def commit(self, *, keep_log: bool = True) -> None:
         """See :meth:`SnapshotWriter.commit`."""
         if self._store is None:
-            raise StorageError("this snapshot writer is finished")
+            raise StorageError(WRITER_FINISHED)
         self._store._install(self, bytes(self._staged), keep_log)
         self._store = None
 

@@ -14,17 +14,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias, runtime_checkable
 
+import anyio
+
 from replobj.errors import TransportError
 from replobj.raft.messages import Message
 from replobj.raft.types import NodeId
 
 __all__ = [
     "Address",
+    "Counters",
+    "Inbox",
     "Transport",
     "TransportStats",
+    "describe",
     "is_loopback",
     "logger",
     "require_secret_or_loopback",
+    "started",
 ]
 
 Address: TypeAlias = tuple[str, int]
@@ -50,6 +56,78 @@ class TransportStats:
     received: int = 0
     rejected: int = 0
     last_error: str | None = None
+
+
+@dataclass(slots=True)
+class Counters:
+    """The mutable counters behind :class:`TransportStats`."""
+
+    sent: int = 0
+    dropped: int = 0
+    received: int = 0
+    rejected: int = 0
+    last_error: str | None = None
+
+    def snapshot(self) -> TransportStats:
+        """An immutable copy."""
+        return TransportStats(
+            self.sent, self.dropped, self.received, self.rejected, self.last_error
+        )
+
+
+class Inbox:
+    """The bounded stream of received messages behind ``receive`` and ``receive_batch``."""
+
+    __slots__ = ("_in", "_out")
+
+    def __init__(self, limit: int) -> None:
+        self._in, self._out = anyio.create_memory_object_stream[Message](limit)
+
+    def put_nowait(self, message: Message) -> bool:
+        """Queue ``message`` if there is room; say whether it was queued."""
+        try:
+            self._in.send_nowait(message)
+        except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return False
+        return True
+
+    async def put(self, message: Message) -> None:
+        """Queue ``message``, waiting for room (backpressure on the sending peer)."""
+        await self._in.send(message)
+
+    async def get(self) -> Message:
+        """The next message; :raises anyio.EndOfStream: once closed."""
+        try:
+            return await self._out.receive()
+        except anyio.ClosedResourceError:
+            raise anyio.EndOfStream from None
+
+    async def get_batch(self, limit: int) -> list[Message]:
+        """At least one message and up to ``limit``; :raises anyio.EndOfStream: once closed."""
+        batch = [await self.get()]
+        while len(batch) < limit:
+            try:
+                batch.append(self._out.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+        return batch
+
+    def close(self) -> None:
+        """Close both ends; waiting receivers get :class:`anyio.EndOfStream`."""
+        self._in.close()
+        self._out.close()
+
+
+def started(inbox: Inbox | None) -> Inbox:
+    """``inbox``, or :raises ~replobj.errors.TransportError: if the transport is not started."""
+    if inbox is None:
+        raise TransportError("the transport is not started; call start() first")
+    return inbox
+
+
+def describe(exc: BaseException) -> str:
+    """``"ErrorType: message"``, as recorded in :attr:`TransportStats.last_error`."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 @runtime_checkable
@@ -88,6 +166,15 @@ class Transport(Protocol):
 
     async def receive(self) -> Message:
         """Wait for the next message from any peer.
+
+        :raises anyio.EndOfStream: once the transport is closed.
+        """
+        ...
+
+    async def receive_batch(self, limit: int = 1024) -> list[Message]:
+        """Wait for at least one message, then take up to ``limit`` already waiting.
+
+        Handling a batch before sending lets replies coalesce into fewer writes.
 
         :raises anyio.EndOfStream: once the transport is closed.
         """

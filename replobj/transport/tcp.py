@@ -35,7 +35,16 @@ from .auth import (
     client_handshake,
     server_handshake,
 )
-from .base import Address, TransportStats, logger, require_secret_or_loopback
+from .base import (
+    Address,
+    Counters,
+    Inbox,
+    TransportStats,
+    describe,
+    logger,
+    require_secret_or_loopback,
+    started,
+)
 from .codec import DEFAULT_MAX_FRAME_BYTES, PREFIX_BYTES, encode_frame, iter_frames
 
 __all__ = ["TcpTransport"]
@@ -50,19 +59,6 @@ _LINK_ERRORS = (
     anyio.EndOfStream,
     anyio.IncompleteRead,
 )
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
-@dataclass(slots=True)
-class _Counters:
-    sent: int = 0
-    dropped: int = 0
-    received: int = 0
-    rejected: int = 0
-    last_error: str | None = None
 
 
 @dataclass(slots=True)
@@ -134,10 +130,9 @@ class TcpTransport:
         self._backoff = backoff
         self._rng = random.Random(seed)
         self._links: dict[NodeId, _Link] = {}
-        self._counters = _Counters()
+        self._counters = Counters()
         self._inbox_limit = inbox_limit
-        self._inbox_in: MemoryObjectSendStream[Message] | None = None
-        self._inbox_out: MemoryObjectReceiveStream[Message] | None = None
+        self._inbox: Inbox | None = None
         self._tg: TaskGroup | None = None
         self._closed = False
 
@@ -161,8 +156,7 @@ class TcpTransport:
     @property
     def stats(self) -> TransportStats:
         """A snapshot of the counters."""
-        c = self._counters
-        return TransportStats(c.sent, c.dropped, c.received, c.rejected, c.last_error)
+        return self._counters.snapshot()
 
     async def start(self) -> None:
         """Bind the listening socket and start accepting connections.
@@ -177,9 +171,7 @@ class TcpTransport:
         self._bound = (host, listener.extra(SocketAttribute.local_port))
         if self._insecure:
             logger.warning("%s: no cluster secret; accepting loopback peers only", self._node_id)
-        self._inbox_in, self._inbox_out = anyio.create_memory_object_stream[Message](
-            self._inbox_limit
-        )
+        self._inbox = Inbox(self._inbox_limit)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._accept_loop, listener)
@@ -208,9 +200,8 @@ class TcpTransport:
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
             await self._tg.__aexit__(None, None, None)
-        if self._inbox_in is not None and self._inbox_out is not None:
-            self._inbox_in.close()
-            self._inbox_out.close()
+        if self._inbox is not None:
+            self._inbox.close()
 
     def send(self, to: NodeId, message: Message) -> None:
         """Queue ``message`` for ``to``; drop and count it if it cannot be queued."""
@@ -238,12 +229,14 @@ class TcpTransport:
         :raises anyio.EndOfStream: once the transport is closed.
         :raises ~replobj.errors.TransportError: if the transport was never started.
         """
-        if self._inbox_out is None:
-            raise TransportError("the transport is not started; call start() first")
-        try:
-            return await self._inbox_out.receive()
-        except anyio.ClosedResourceError:
-            raise anyio.EndOfStream from None
+        return await started(self._inbox).get()
+
+    async def receive_batch(self, limit: int = 1024) -> list[Message]:
+        """Wait for at least one message, then take up to ``limit`` already waiting.
+
+        :raises anyio.EndOfStream: once the transport is closed.
+        """
+        return await started(self._inbox).get_batch(limit)
 
     def update_peers(self, peers: Mapping[NodeId, Address]) -> None:
         """Replace the address book; links to removed or moved peers are closed.
@@ -282,7 +275,7 @@ class TcpTransport:
                 try:
                     stream, reader, key = await self._connect(link)
                 except (*_LINK_ERRORS, TransportError) as exc:
-                    self._fail(f"cannot reach {link.peer!r} at {link.address}: {_describe(exc)}")
+                    self._fail(f"cannot reach {link.peer!r} at {link.address}: {describe(exc)}")
                     if isinstance(exc, TransportError):
                         delay = largest
                     await anyio.sleep(delay * self._rng.uniform(0.5, 1.0))
@@ -370,6 +363,7 @@ class TcpTransport:
         except Exception:
             self._counters.rejected += 1
             logger.exception("%s: unexpected failure serving a connection", self._node_id)
+        finally:
             await anyio.aclose_forcefully(raw)
 
     async def _serve_connection(self, raw: anyio.abc.SocketStream) -> None:
@@ -391,16 +385,13 @@ class TcpTransport:
         except (*_LINK_ERRORS, TransportError) as exc:
             self._counters.rejected += 1
             logger.warning("%s: refused connection from %s: %r", self._node_id, remote, exc)
-            await anyio.aclose_forcefully(stream)
             return
-        async with stream:
-            await self._read_records(peer, remote, reader, RecordOpener(key, self._max_record))
+        await self._read_records(peer, remote, reader, RecordOpener(key, self._max_record))
 
     async def _read_records(
         self, peer: NodeId, remote: object, reader: BufferedByteReceiveStream, opener: RecordOpener
     ) -> None:
-        inbox = self._inbox_in
-        assert inbox is not None
+        inbox = started(self._inbox)
         try:
             while True:
                 payload = await opener.read(reader)
@@ -411,7 +402,8 @@ class TcpTransport:
                             "%s: %r sent a message as %r", self._node_id, peer, msg.sender
                         )
                         continue
-                    await inbox.send(msg)
+                    if not inbox.put_nowait(msg):
+                        await inbox.put(msg)
                     self._counters.received += 1
         except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
             return

@@ -11,21 +11,14 @@ term). A violation raises :class:`ContractViolation` naming the node and action.
 
 from __future__ import annotations
 
-import itertools
-import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TypeVar
+from dataclasses import dataclass
 
 from replobj.raft import (
     Action,
     AppendLog,
     ApplyEntries,
-    ClusterConfig,
     CompactLog,
-    Entry,
-    EntryKind,
-    HardState,
     InstallSnapshot,
     LogIndex,
     Message,
@@ -44,14 +37,37 @@ from replobj.raft import (
     SendSnapshotChunk,
     SnapshotMeta,
     Term,
-    TimerKind,
     WriteSnapshotChunk,
 )
 from replobj.raft import messages as msg
 
+from .driver import (
+    ContractViolation,
+    Store,
+    apply_entries,
+    check_append,
+    check_send,
+    decode_state,
+    encode_state,
+    log_of,
+    of_type,
+    restored,
+    save_hard_state,
+    sent,
+    stage_chunk,
+)
 
-class ContractViolation(AssertionError):
-    """The core asked its driver for something the documented contract forbids."""
+__all__ = [
+    "Cluster",
+    "ContractViolation",
+    "Envelope",
+    "Store",
+    "log_of",
+    "matches",
+    "of_type",
+    "restored",
+    "sent",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,45 +80,6 @@ class Envelope:
 
 
 EnvelopeFilter = Callable[[Envelope], bool]
-
-
-@dataclass(slots=True)
-class Store:
-    """One node's simulated durable storage and state machine."""
-
-    hard_state: HardState = field(default_factory=HardState)
-    log: dict[LogIndex, Entry] = field(default_factory=dict)
-    snapshot: SnapshotMeta = field(default_factory=SnapshotMeta)
-    snapshot_data: bytes = b""
-    staged_meta: SnapshotMeta | None = None
-    staged_data: bytes = b""
-    pending: list[AppendLog] = field(default_factory=list)
-    applied: list[Entry] = field(default_factory=list)
-    applied_index: LogIndex = 0
-    state_machine: list[tuple[LogIndex, bytes]] = field(default_factory=list)
-    reads: list[ReadReady | ReadFailed] = field(default_factory=list)
-    trace: list[Action] = field(default_factory=list)
-    timer: TimerKind | None = None
-
-    def durable_last_index(self) -> LogIndex:
-        """Highest index held durably (log or snapshot)."""
-        return max([self.snapshot.last_index, *self.log])
-
-    def durable_entries(self) -> tuple[Entry, ...]:
-        """Durable entries after the snapshot, in index order."""
-        return tuple(self.log[i] for i in sorted(self.log) if i > self.snapshot.last_index)
-
-
-def encode_state(state: Sequence[tuple[LogIndex, bytes]]) -> bytes:
-    """Serialise the toy state machine (applied commands) as snapshot bytes."""
-    return json.dumps([[index, payload.hex()] for index, payload in state]).encode()
-
-
-def decode_state(data: bytes) -> list[tuple[LogIndex, bytes]]:
-    """Inverse of :func:`encode_state`."""
-    if not data:
-        return []
-    return [(int(index), bytes.fromhex(text)) for index, text in json.loads(data)]
 
 
 def matches(
@@ -239,7 +216,7 @@ class Cluster:
     def persist(self, node_id: NodeId, count: int | None = None, *, drain: bool = True) -> None:
         """Make the first ``count`` (default all) pending appends durable and report them."""
         store = self.stores[node_id]
-        batch = store.pending if count is None else store.pending[:count]
+        batch = list(store.pending if count is None else store.pending[:count])
         del store.pending[: len(batch)]
         for append in batch:
             first = append.entries[0].index
@@ -369,19 +346,32 @@ class Cluster:
 
     # --- scenarios ------------------------------------------------------------------
 
-    def elect(self, node_id: NodeId) -> RaftNode:
-        """Fire ``node_id``'s timer and run the network until it is leader with its no-op committed.
+    def elect(self, node_id: NodeId, attempts: int = 4) -> RaftNode:
+        """Run elections until ``node_id`` leads, then one heartbeat round (no-op committed).
 
-        Other running followers first see their election timers expire once if
-        ``node_id`` is not the first leader (so they stop trusting the old leader) — done
-        by delivering nothing from the old leader and firing ``node_id`` only.
+        If the first attempt fails (followers still trust a live leader, thesis §4.2.3,
+        or already voted in that term), the other followers' election timers are made to
+        expire once (their own campaign messages are lost) and ``node_id`` tries again.
         """
         node = self.nodes[node_id]
-        self.timeout(node_id)
-        self.deliver_all()
+        for attempt in range(attempts):
+            self.timeout(node_id)
+            self.deliver_all()
+            if node.role is Role.LEADER:
+                break
+            if attempt == 0:
+                self.expire_followers(besides=node_id)
         assert node.role is Role.LEADER, f"{node_id} did not win: {node.status()}"
         self.heartbeat(node_id)
         return node
+
+    def expire_followers(self, besides: NodeId) -> None:
+        """Fire the election timer of every other running non-leader, losing what they send."""
+        for other in self._running():
+            peer = self.nodes[other]
+            if other != besides and peer.role is not Role.LEADER:
+                self.timeout(other)
+                self.drop(src=other)
 
     def heartbeat(self, leader: NodeId) -> None:
         """Fire the leader's heartbeat timer and run the network to quiescence."""
@@ -419,23 +409,23 @@ class Cluster:
         store = self.stores[node_id]
         store.trace.append(action)
         if isinstance(action, SaveHardState):
-            self._save_hard_state(node_id, store, action)
+            save_hard_state(node_id, store, action)
         elif isinstance(action, AppendLog):
-            self._check_append(node_id, action)
+            check_append(node_id, action)
             store.pending.append(action)
         elif isinstance(action, Send):
-            self._check_send(node_id, store, action)
+            check_send(self.nodes[node_id], store, action)
             self.network.append(Envelope(node_id, action.to, action.message))
         elif isinstance(action, ResetTimer):
             store.timer = action.kind
         elif isinstance(action, ApplyEntries):
-            self._apply(node_id, store, action)
+            apply_entries(self.nodes[node_id], store, action)
         elif isinstance(action, ReadReady | ReadFailed):
             store.reads.append(action)
         elif isinstance(action, SendSnapshotChunk):
             self._send_chunk(node_id, store, action)
         elif isinstance(action, WriteSnapshotChunk):
-            self._stage_chunk(node_id, store, action)
+            stage_chunk(node_id, store, action)
         elif isinstance(action, InstallSnapshot):
             self._install(node_id, store, action)
         elif isinstance(action, CompactLog):
@@ -448,76 +438,6 @@ class Cluster:
         else:  # pragma: no cover - exhaustive
             raise ContractViolation(f"{node_id}: unknown action {action!r}")
 
-    def _save_hard_state(self, node_id: NodeId, store: Store, action: SaveHardState) -> None:
-        old = store.hard_state
-        if action.term < old.term:
-            raise ContractViolation(f"{node_id}: term went back {old.term} -> {action.term}")
-        if (
-            action.term == old.term
-            and old.voted_for is not None
-            and action.voted_for != old.voted_for
-        ):
-            raise ContractViolation(f"{node_id}: vote changed within term {old.term}: {action}")
-        store.hard_state = HardState(action.term, action.voted_for)
-
-    def _check_append(self, node_id: NodeId, action: AppendLog) -> None:
-        entries = action.entries
-        if not entries:
-            raise ContractViolation(f"{node_id}: empty AppendLog")
-        for before, after in itertools.pairwise(entries):
-            if after.index != before.index + 1 or after.term < before.term:
-                raise ContractViolation(f"{node_id}: non-contiguous AppendLog {action}")
-
-    def _check_send(self, node_id: NodeId, store: Store, action: Send) -> None:
-        message = action.message
-        saved = store.hard_state
-        pre_vote = isinstance(message, msg.RequestVote | msg.RequestVoteReply) and message.pre_vote
-        if message.sender != node_id:
-            raise ContractViolation(f"{node_id}: sends as {message.sender}: {message}")
-        if not pre_vote and message.term > saved.term:
-            raise ContractViolation(f"{node_id}: sent {message} before saving its term ({saved})")
-        voted = (saved.voted_for, saved.term)
-        if (
-            isinstance(message, msg.RequestVoteReply)
-            and message.granted
-            and not pre_vote
-            and voted != (action.to, message.term)
-        ):
-            raise ContractViolation(f"{node_id}: granted vote before saving it: {saved}")
-        if (
-            isinstance(message, msg.RequestVote)
-            and not pre_vote
-            and voted != (node_id, message.term)
-        ):
-            raise ContractViolation(f"{node_id}: campaigned before saving own vote: {saved}")
-        if isinstance(message, msg.AppendEntriesReply) and message.success:
-            self._check_ack_durable(node_id, store, message.match_index)
-
-    def _check_ack_durable(self, node_id: NodeId, store: Store, match: LogIndex) -> None:
-        if match <= store.snapshot.last_index:
-            return
-        entry = store.log.get(match)
-        node_term = self.nodes[node_id].term_at(match)
-        if entry is None or (node_term is not None and entry.term != node_term):
-            raise ContractViolation(
-                f"{node_id}: acknowledged index {match} that is not durable "
-                f"(durable last {store.durable_last_index()}, pending {len(store.pending)})"
-            )
-
-    def _apply(self, node_id: NodeId, store: Store, action: ApplyEntries) -> None:
-        node = self.nodes[node_id]
-        for entry in action.entries:
-            if entry.index != store.applied_index + 1:
-                raise ContractViolation(
-                    f"{node_id}: applied {entry.index} after {store.applied_index}"
-                )
-            if entry.index > node.commit_index:
-                raise ContractViolation(f"{node_id}: applied {entry} beyond commit")
-            store.applied_index = entry.index
-            store.applied.append(entry)
-            if entry.kind is EntryKind.COMMAND:
-                store.state_machine.append((entry.index, entry.payload))
-
     def _send_chunk(self, node_id: NodeId, store: Store, action: SendSnapshotChunk) -> None:
         if action.term > store.hard_state.term:
             raise ContractViolation(f"{node_id}: {action} before saving its term")
@@ -529,17 +449,6 @@ class Cluster:
             action.term, action.sender, action.meta, action.offset, data, done, action.seq
         )
         self.network.append(Envelope(node_id, action.to, message))
-
-    def _stage_chunk(self, node_id: NodeId, store: Store, action: WriteSnapshotChunk) -> None:
-        if action.offset == 0:
-            store.staged_meta = action.meta
-            store.staged_data = b""
-        if store.staged_meta != action.meta or action.offset != len(store.staged_data):
-            raise ContractViolation(
-                f"{node_id}: chunk at {action.offset} does not extend staged "
-                f"{store.staged_meta} of {len(store.staged_data)} bytes"
-            )
-        store.staged_data += action.data
 
     def _install(self, node_id: NodeId, store: Store, action: InstallSnapshot) -> None:
         if store.staged_meta != action.meta:
@@ -560,37 +469,3 @@ class Cluster:
             holder = self.leaders_by_term.setdefault(node.term, node_id)
             if holder != node_id:
                 raise ContractViolation(f"two leaders in term {node.term}: {holder}, {node_id}")
-
-
-M = TypeVar("M")
-
-
-def sent(actions: Iterable[Action], kind: type[M], to: NodeId | None = None) -> list[M]:
-    """The messages of ``kind`` among ``actions``' sends (optionally only those to ``to``)."""
-    return [
-        a.message
-        for a in actions
-        if isinstance(a, Send) and isinstance(a.message, kind) and (to is None or a.to == to)
-    ]
-
-
-def of_type(actions: Iterable[Action], kind: type[M]) -> list[M]:
-    """The actions of ``kind``."""
-    return [a for a in actions if isinstance(a, kind)]
-
-
-def log_of(*terms: Term) -> tuple[Entry, ...]:
-    """Entries 1..n with the given terms (empty command payloads)."""
-    return tuple(Entry(term=t, index=i + 1, payload=b"t%d" % t) for i, t in enumerate(terms))
-
-
-def restored(
-    voters: Iterable[NodeId],
-    *terms: Term,
-    term: Term | None = None,
-    voted_for: NodeId | None = None,
-) -> RestoredState:
-    """A durable state of a member of ``voters`` holding entries with ``terms``."""
-    config = ClusterConfig(voters=frozenset(voters))
-    hard = HardState(max(terms, default=0) if term is None else term, voted_for)
-    return RestoredState(hard, SnapshotMeta(config=config), log_of(*terms))

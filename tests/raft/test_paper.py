@@ -7,6 +7,8 @@ the paper exactly; the thesis extensions are tested in ``test_thesis.py``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from replobj.raft import (
     AppendLog,
     ApplyEntries,
@@ -109,8 +111,8 @@ def test_5_1_candidate_returns_to_follower_on_append_from_leader_of_its_term() -
     candidate = cluster.node("b")
     assert candidate.role is Role.CANDIDATE
     cluster.send("c", "b", AppendEntries(candidate.term, "c", 0, 0, (), 0))
-    assert candidate.role is Role.FOLLOWER
-    assert candidate.leader == "c"
+    assert cluster.node("b").role is Role.FOLLOWER
+    assert cluster.node("b").leader == "c"
 
 
 # --- §5.2 Leader election ----------------------------------------------------------------
@@ -499,25 +501,13 @@ def test_5_4_2_leader_never_commits_old_term_entry_by_counting() -> None:
     leader = cluster.node("a")
     assert leader.role is Role.LEADER
     assert leader.term == 3
-    seen_old_on_majority = False
-
-    def carries_noop(env: Envelope) -> bool:
-        return isinstance(env.message, AppendEntries) and any(
-            e.term == 3 for e in env.message.entries
-        )
-
-    for _ in range(50):
-        cluster.drop(to="c")
-        cluster.drop(where=carries_noop)
-        if not cluster.deliver(limit=1):
-            cluster.timeout("a")
-        seen_old_on_majority = cluster.node("b").term_at(2) == 2
-        assert leader.commit_index == 0
-        if seen_old_on_majority and not cluster.messages(kind=AppendEntriesReply):
-            break
+    cluster.isolate("c")
+    replicate_withholding(cluster, "a", 3, until=lambda: cluster.node("b").term_at(2) == 2)
+    seen_old_on_majority = cluster.node("b").term_at(2) == 2
     assert seen_old_on_majority
     assert leader.status().peers["b"].match_index == 2
     assert leader.commit_index == 0
+    cluster.heal()
     cluster.heartbeat("a")
     cluster.heartbeat("a")
     assert leader.commit_index == 3
@@ -546,35 +536,50 @@ def test_5_4_2_figure_8_uncommitted_old_entry_may_be_overwritten() -> None:
     s1 = cluster.node("s1")
     assert s1.role is Role.LEADER
     assert s1.term == 4
-    for _ in range(40):
-        cluster.drop(
-            where=lambda e: (
-                isinstance(e.message, AppendEntries) and any(x.term == 4 for x in e.message.entries)
-            )
-        )
-        if not cluster.deliver(limit=1):
-            cluster.timeout("s1")
-        assert s1.commit_index == 0
-        if cluster.node("s3").term_at(2) == 2 and not cluster.messages(kind=AppendEntriesReply):
-            break
+    replicate_withholding(
+        cluster,
+        "s1",
+        4,
+        until=lambda: all(cluster.node(n).term_at(2) == 2 for n in ("s3", "s4")),
+    )
     assert cluster.node("s3").term_at(2) == 2
+    assert cluster.node("s4").term_at(2) == 2
     assert s1.commit_index == 0
     cluster.crash("s1")
     cluster.network.clear()
     cluster.heal()
     cluster.isolate("s1")
-    cluster.timeout("s5")
-    cluster.deliver_all()
-    if cluster.node("s5").role is not Role.LEADER:
-        cluster.timeout("s5")
-        cluster.deliver_all()
+    cluster.elect("s5")
     s5 = cluster.node("s5")
     assert s5.role is Role.LEADER
-    cluster.heartbeat("s5")
     for node_id in ("s2", "s3", "s4", "s5"):
         assert cluster.node(node_id).term_at(2) == 3, node_id
     applied = [e for a in of_type(cluster.trace("s1"), ApplyEntries) for e in a.entries]
     assert all(e.index < 2 or e.term != 2 for e in applied)
+
+
+def replicate_withholding(
+    cluster: Cluster, leader: str, term: int, until: Callable[[], bool]
+) -> None:
+    """Run replication while no follower may accept an entry of ``term``; check that the
+    leader commits nothing meanwhile (its only entry of ``term`` is not on a majority)."""
+
+    def would_accept_new_entry(env: Envelope) -> bool:
+        message = env.message
+        if not isinstance(message, AppendEntries):
+            return False
+        if not any(e.term == term for e in message.entries):
+            return False
+        return cluster.node(env.dst).term_at(message.prev_index) == message.prev_term
+
+    for _ in range(60):
+        cluster.drop(where=would_accept_new_entry)
+        if not cluster.deliver(limit=1):
+            if until():
+                return
+            cluster.timeout(leader)
+        assert cluster.node(leader).commit_index == 0
+    raise AssertionError("replication did not reach the expected state")
 
 
 # --- §5.5 Follower and candidate crashes -------------------------------------------------

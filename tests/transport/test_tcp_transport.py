@@ -14,9 +14,10 @@ from transport_helpers import SECRET, receive_n, resend_until_received, wait_unt
 from wire_strategies import sample_messages
 
 from replobj.errors import AuthenticationError, TransportError, VersionMismatchError
-from replobj.raft.messages import Message, TimeoutNow
-from replobj.transport.auth import RecordSealer, client_handshake
-from replobj.transport.codec import encode_frame
+from replobj.raft.messages import AppendEntries, Message, TimeoutNow
+from replobj.raft.types import Entry
+from replobj.transport.auth import Hello, RecordSealer, client_handshake
+from replobj.transport.codec import WIRE_VERSION, encode_frame
 from replobj.transport.tcp import TcpTransport
 
 pytestmark = pytest.mark.anyio
@@ -111,24 +112,19 @@ async def test_handshake_raises_authentication_error(ports: list[int]) -> None:
                 )
 
 
-async def test_version_mismatch_is_reported(
-    ports: list[int], monkeypatch: pytest.MonkeyPatch
+async def test_version_mismatch_is_refused(
+    ports: list[int], caplog: pytest.LogCaptureFixture
 ) -> None:
-    import replobj.transport.auth as auth
-
     async with _tcp("a", ports[0], {}, secret=SECRET) as a:
         stream = await anyio.connect_tcp("127.0.0.1", a.listen_address[1])
         async with stream:
-            monkeypatch.setattr(auth, "WIRE_VERSION", auth.WIRE_VERSION + 1)
-            with pytest.raises(VersionMismatchError, match="wire v"):
-                await client_handshake(
-                    stream,
-                    BufferedByteReceiveStream(stream),
-                    secret=SECRET,
-                    node_id="x",
-                    peer_id="a",
-                )
-        await wait_until(lambda: a.stats.rejected == 1, "listener to refuse the old version")
+            await stream.send(
+                Hello("x", "a", os.urandom(32), wire_version=WIRE_VERSION + 1).encode()
+            )
+            await wait_until(lambda: a.stats.rejected == 1, "listener to refuse the new version")
+    assert "VersionMismatchError" in caplog.text
+    with pytest.raises(VersionMismatchError, match=r"Python 3\.99"):
+        Hello("x", "a", b"n" * 32, python=(3, 99)).check_compatible("peer 'x'")
 
 
 async def test_huge_frame_header_refused_without_allocation(ports: list[int]) -> None:
@@ -190,7 +186,7 @@ async def test_queue_overflow_drops_and_counts(ports: list[int]) -> None:
 
 async def test_oversized_message_dropped_with_error(ports: list[int]) -> None:
     async with _tcp("a", ports[0], {"b": ports[1]}, max_frame_bytes=64) as a:
-        a.send("b", sample_messages("a")[4])
+        a.send("b", AppendEntries(1, "a", 0, 0, (Entry(1, 1, payload=b"x" * 100),), 0))
         assert a.stats.dropped == 1
         assert "max_append_bytes" in str(a.stats.last_error)
 

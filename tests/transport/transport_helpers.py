@@ -15,8 +15,8 @@ SECRET = b"correct horse battery staple"
 async def wait_until(condition: Callable[[], bool], what: str, within: float = 5.0) -> None:
     """Poll ``condition`` until it holds; fail with ``what`` after ``within`` seconds."""
     with anyio.move_on_after(within):
-        while not condition():
-            await anyio.sleep(0.005)  # noqa: ASYNC110 (counters have no event to wait on)
+        while not condition():  # noqa: ASYNC110 (counters have no event to wait on)
+            await anyio.sleep(0.005)
         return
     raise AssertionError(f"timed out after {within}s waiting for {what}")
 

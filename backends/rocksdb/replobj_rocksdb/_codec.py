@@ -123,7 +123,7 @@ def encode_hard_state(hard_state: HardState) -> bytes:
 def decode_hard_state(value: bytes) -> HardState:
     """Inverse of :func:`encode_hard_state`."""
     doc = _json_object(unseal(HARD_STATE_KEY, value))
-    voted_for = doc["voted_for"]
+    voted_for = doc.get("voted_for")
     return HardState(_int(doc, "term"), None if voted_for is None else str(voted_for))
 
 

@@ -74,6 +74,11 @@ def _write_marker(path: Path) -> None:
     finally:
         os.close(fd)
     os.replace(temp, path / MARKER_FILE)
+    _fsync_directory(path)
+    _fsync_directory(path.resolve().parent)
+
+
+def _fsync_directory(path: Path) -> None:
     dir_fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from replobj.errors import StorageError
 from replobj.raft.types import SnapshotMeta
+from replobj.storage.validation import WRITER_FINISHED
 
 if TYPE_CHECKING:
     from .store import RocksDBStorage
@@ -55,5 +56,5 @@ class RocksDBSnapshotWriter:
 
     def _require_store(self) -> RocksDBStorage:
         if self._store is None:
-            raise StorageError("this snapshot writer is finished (committed or aborted)")
+            raise StorageError(WRITER_FINISHED)
         return self._store

@@ -13,14 +13,14 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from rocksdict import AccessType, Options, Rdict, WriteOptions
+from rocksdict import AccessType, ColumnFamily, Options, Rdict, WriteOptions
 from rocksdict import WriteBatch as RocksBatch
 
 from replobj.errors import CorruptStorageError, StorageError
 from replobj.raft.options import RestoredState
 from replobj.raft.types import Entry, HardState, LogIndex, SnapshotMeta, Term
 from replobj.storage import AppendEntries, WriteBatch
-from replobj.storage._validation import check_batch, check_snapshot_meta
+from replobj.storage.validation import WRITER_FINISHED, check_batch, check_snapshot_meta
 
 from . import _codec as codec
 from ._directory import check_marker, prepare_directory
@@ -73,8 +73,7 @@ class RocksDBStorage:
         try:
             self._attach()
         except BaseException:
-            self._db.close()
-            self._closed = True
+            self._release()
             raise
 
     def _attach(self) -> None:
@@ -82,9 +81,9 @@ class RocksDBStorage:
             self._log = self._db.get_column_family(codec.LOG_CF)
             self._state = self._db.get_column_family(codec.STATE_CF)
             self._chunks = self._db.get_column_family(codec.SNAPSHOT_CF)
-            self._log_cf = self._db.get_column_family_handle(codec.LOG_CF)
-            self._state_cf = self._db.get_column_family_handle(codec.STATE_CF)
-            self._chunks_cf = self._db.get_column_family_handle(codec.SNAPSHOT_CF)
+            self._handles = {
+                name: self._db.get_column_family_handle(name) for name in codec.COLUMN_FAMILIES
+            }
             marker = self._state.get(codec.FORMAT_KEY)
         if marker is None:
             self._initialise()
@@ -103,13 +102,14 @@ class RocksDBStorage:
                 next(cf.keys(), None) is None for cf in (self._log, self._state, self._chunks)
             )
         if not untouched:
-            check_marker(self.path, None)
+            raise self._corrupt("the store", LookupError("its format key is missing"))
         batch = RocksBatch(raw_mode=True)
         batch.put(codec.FORMAT_KEY, codec.format_marker(), self._state_cf)
         self._apply(batch, durable=True)
 
     def _read_hard_state(self) -> HardState:
-        value = self._state.get(codec.HARD_STATE_KEY)
+        with rocksdb_errors(self.path, "read the hard state"):
+            value = self._state.get(codec.HARD_STATE_KEY)
         if value is None:
             return HardState()
         try:
@@ -118,7 +118,8 @@ class RocksDBStorage:
             raise self._corrupt("the hard state", exc) from exc
 
     def _read_snapshot_record(self) -> codec.SnapshotRecord:
-        value = self._state.get(codec.SNAPSHOT_KEY)
+        with rocksdb_errors(self.path, "read the snapshot pointer"):
+            value = self._state.get(codec.SNAPSHOT_KEY)
         if value is None:
             return codec.SnapshotRecord(SnapshotMeta(), 0, 0)
         try:
@@ -158,6 +159,18 @@ class RocksDBStorage:
             if durable and self._sync_mode == "flush_wal":
                 self._db.flush_wal(True)
 
+    @property
+    def _log_cf(self) -> ColumnFamily:
+        return self._handles[codec.LOG_CF]
+
+    @property
+    def _state_cf(self) -> ColumnFamily:
+        return self._handles[codec.STATE_CF]
+
+    @property
+    def _chunks_cf(self) -> ColumnFamily:
+        return self._handles[codec.SNAPSHOT_CF]
+
     def _check_open(self) -> None:
         if self._closed:
             raise StorageError(f"{self.path}: the store is closed")
@@ -178,7 +191,9 @@ class RocksDBStorage:
         rocks = RocksBatch(raw_mode=True)
         if batch.hard_state is not None:
             rocks.put(
-                codec.HARD_STATE_KEY, codec.encode_hard_state(batch.hard_state), self._state_cf
+                codec.HARD_STATE_KEY,
+                codec.encode_hard_state(batch.hard_state),
+                self._state_cf,
             )
         for op in batch.operations:
             if isinstance(op, AppendEntries):
@@ -186,7 +201,11 @@ class RocksDBStorage:
                 if first <= last_index:
                     rocks.delete_range(codec.index_key(first), codec.KEY_END, self._log_cf)
                 for entry in op.entries:
-                    rocks.put(codec.index_key(entry.index), codec.encode_entry(entry), self._log_cf)
+                    rocks.put(
+                        codec.index_key(entry.index),
+                        codec.encode_entry(entry),
+                        self._log_cf,
+                    )
                 last_index = op.entries[-1].index
             else:
                 rocks.delete_range(codec.index_key(0), codec.index_key(op.upto + 1), self._log_cf)
@@ -303,9 +322,22 @@ class RocksDBStorage:
     def close(self) -> None:
         """See :meth:`replobj.storage.Storage.close`."""
         if not self._closed:
-            self._closed = True
-            with rocksdb_errors(self.path, "close"):
-                self._db.close()
+            self._release()
+
+    def _release(self) -> None:
+        """Close the column families, drop their handles, then the database.
+
+        RocksDB keeps its lock file until every handle is gone, so a reopen in the
+        same process would fail if one survived.
+        """
+        self._closed = True
+        with rocksdb_errors(self.path, "close"):
+            for column_family in ("_log", "_state", "_chunks"):
+                opened = getattr(self, column_family, None)
+                if opened is not None:
+                    opened.close()
+            getattr(self, "_handles", {}).clear()
+            self._db.close()
 
     def __enter__(self) -> RocksDBStorage:
         return self
@@ -320,12 +352,16 @@ class RocksDBStorage:
         batch = RocksBatch(raw_mode=True)
         if restart:
             batch.delete_range(
-                codec.chunk_key(generation, 0), codec.chunk_key(generation + 1, 0), self._chunks_cf
+                codec.chunk_key(generation, 0),
+                codec.chunk_key(generation + 1, 0),
+                self._chunks_cf,
             )
         for start in range(0, len(data), codec.MAX_CHUNK_VALUE):
             key = codec.chunk_key(generation, offset + start)
             batch.put(
-                key, codec.seal(key, data[start : start + codec.MAX_CHUNK_VALUE]), self._chunks_cf
+                key,
+                codec.seal(key, data[start : start + codec.MAX_CHUNK_VALUE]),
+                self._chunks_cf,
             )
         self._apply(batch)
 
@@ -334,14 +370,16 @@ class RocksDBStorage:
             return
         batch = RocksBatch(raw_mode=True)
         batch.delete_range(
-            codec.chunk_key(generation, 0), codec.chunk_key(generation + 1, 0), self._chunks_cf
+            codec.chunk_key(generation, 0),
+            codec.chunk_key(generation + 1, 0),
+            self._chunks_cf,
         )
         self._apply(batch)
 
     def _commit(self, writer: RocksDBSnapshotWriter, size: int, keep_log: bool) -> None:
         self._check_open()
         if self._writer is not writer:
-            raise StorageError("this snapshot writer was superseded by a newer begin_snapshot()")
+            raise StorageError(WRITER_FINISHED)
         meta, old = writer.meta, self._snapshot
         record = codec.SnapshotRecord(meta, writer.generation, size)
         batch = RocksBatch(raw_mode=True)

@@ -1,11 +1,16 @@
-"""Checks every store applies before a batch touches anything, so a bad batch changes nothing."""
+"""Checks every store applies before a batch touches anything (public for backend authors)."""
 
 from __future__ import annotations
 
 from ..raft.types import LogIndex, SnapshotMeta
 from .protocol import AppendEntries, WriteBatch
 
-__all__ = ["check_batch", "check_snapshot_meta"]
+__all__ = ["WRITER_FINISHED", "check_batch", "check_snapshot_meta"]
+
+WRITER_FINISHED = (
+    "this snapshot writer is finished (committed, aborted, or superseded by a newer "
+    "begin_snapshot()); start a new one"
+)
 
 
 def check_batch(batch: WriteBatch, snapshot_last: LogIndex, last_index: LogIndex) -> LogIndex:

@@ -1,0 +1,330 @@
+"""UDP transport on anyio: one authenticated Raft message per datagram.
+
+For low-latency LANs. Each datagram is ``header | frame | HMAC-SHA256`` where the
+header names the wire and Python versions, the sender, the addressee, the sender's
+epoch (its start time in nanoseconds) and a per-epoch counter; the MAC (keyed from the
+cluster secret) covers everything before it and is checked before anything else is
+decoded. Each receiver keeps, per sender, the newest epoch and a 64-wide window of
+counters, so a captured datagram replayed later is refused. A message whose frame does
+not fit :attr:`UdpTransport.max_message_bytes` is dropped and counted: size Raft's
+``max_append_bytes`` and ``snapshot_chunk_bytes`` below it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import socket
+import struct
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final, Self
+
+import anyio
+from anyio.abc import SocketAttribute, TaskGroup, UDPSocket
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from replobj.errors import FrameTooLargeError, ProtocolError, TransportError
+from replobj.raft.messages import Message
+from replobj.raft.types import NodeId
+
+from .auth import INSECURE_LOOPBACK_SECRET, MAC_BYTES
+from .base import (
+    Address,
+    Counters,
+    Inbox,
+    TransportStats,
+    describe,
+    logger,
+    require_secret_or_loopback,
+    started,
+)
+from .codec import WIRE_VERSION, decode_frame, encode_frame
+
+__all__ = ["UDP_OVERHEAD_BYTES", "ReplayWindow", "UdpTransport"]
+
+_MAGIC: Final = b"RU"
+_FIXED = struct.Struct(">2sBBBQQ")
+_PYTHON: Final = (sys.version_info.major, sys.version_info.minor)
+UDP_OVERHEAD_BYTES: Final = _FIXED.size + 2 * 256 + MAC_BYTES
+"""The most bytes a datagram adds around its frame (ids of up to 255 bytes)."""
+_WINDOW: Final = 64
+
+
+@dataclass(slots=True)
+class ReplayWindow:
+    """Accepts each (epoch, counter) of one sender at most once; refuses older epochs.
+
+    Counters more than 64 behind the newest seen are refused as well (too old to tell).
+    """
+
+    epoch: int = -1
+    highest: int = -1
+    seen: int = 0
+
+    def accept(self, epoch: int, counter: int) -> bool:
+        """Record ``(epoch, counter)`` and say whether it is new."""
+        if epoch > self.epoch:
+            self.epoch, self.highest, self.seen = epoch, counter, 1
+            return True
+        if epoch < self.epoch:
+            return False
+        if counter > self.highest:
+            shift = counter - self.highest
+            self.seen = ((self.seen << shift) | 1) & ((1 << _WINDOW) - 1)
+            self.highest = counter
+            return True
+        bit = 1 << (self.highest - counter)
+        if self.highest - counter >= _WINDOW or self.seen & bit:
+            return False
+        self.seen |= bit
+        return True
+
+
+class UdpTransport:
+    """Authenticated UDP transport; see the module docstring.
+
+    :param node_id: this node's id (at most 255 UTF-8 bytes).
+    :param listen: where to bind, e.g. ``("10.0.0.5", 7400)``; port 0 picks a free port.
+    :param peers: the initial address book.
+    :param secret: the cluster secret; may be omitted only if every address is loopback.
+    :param max_datagram_bytes: the largest datagram sent or accepted (65507 fits IPv4;
+        use about 1400 to avoid IP fragmentation on an Ethernet LAN).
+    :param queue_limit: datagrams queued for sending before new ones are dropped.
+    :param inbox_limit: received messages buffered before new ones are dropped.
+    :raises ~replobj.errors.TransportError: if no secret is given and an address is
+        not loopback.
+    """
+
+    def __init__(
+        self,
+        node_id: NodeId,
+        listen: Address,
+        peers: Mapping[NodeId, Address] | None = None,
+        *,
+        secret: bytes | None = None,
+        max_datagram_bytes: int = 65507,
+        queue_limit: int = 8192,
+        inbox_limit: int = 8192,
+    ) -> None:
+        book = dict(peers or {})
+        require_secret_or_loopback(secret, [listen, *book.values()])
+        if max_datagram_bytes <= UDP_OVERHEAD_BYTES + 64:
+            raise ValueError(f"max_datagram_bytes must exceed {UDP_OVERHEAD_BYTES + 64}")
+        self._node_id = node_id
+        self._own = node_id.encode()
+        if len(self._own) > 255:
+            raise ValueError("node ids are limited to 255 UTF-8 bytes")
+        self._listen = listen
+        self._peers = book
+        self._insecure = not secret
+        self._key = hmac.digest(secret or INSECURE_LOOPBACK_SECRET, b"replobj-udp-v1", "sha256")
+        self._max_datagram = max_datagram_bytes
+        self._queue_limit = queue_limit
+        self._inbox_limit = inbox_limit
+        self._epoch = time.time_ns()
+        self._counter = 0
+        self._windows: dict[NodeId, ReplayWindow] = {}
+        self._counters = Counters()
+        self._socket: UDPSocket | None = None
+        self._bound: Address | None = None
+        self._tg: TaskGroup | None = None
+        self._outbox: MemoryObjectSendStream[tuple[bytes, Address]] | None = None
+        self._outbox_out: MemoryObjectReceiveStream[tuple[bytes, Address]] | None = None
+        self._inbox: Inbox | None = None
+        self._closed = False
+
+    @property
+    def node_id(self) -> NodeId:
+        """This node's id."""
+        return self._node_id
+
+    @property
+    def max_message_bytes(self) -> int:
+        """Largest encoded frame that fits one datagram with the worst-case header."""
+        return self._max_datagram - UDP_OVERHEAD_BYTES
+
+    @property
+    def listen_address(self) -> Address:
+        """The bound ``(host, port)``; valid after :meth:`start`."""
+        if self._bound is None:
+            raise TransportError("the transport is not bound yet; call start() first")
+        return self._bound
+
+    @property
+    def stats(self) -> TransportStats:
+        """A snapshot of the counters."""
+        return self._counters.snapshot()
+
+    async def start(self) -> None:
+        """Bind the socket and start the sender and receiver tasks.
+
+        :raises ~replobj.errors.TransportError: if the address cannot be bound.
+        """
+        host, port = self._listen
+        try:
+            sock = await anyio.create_udp_socket(local_host=host, local_port=port)
+        except OSError as exc:
+            raise TransportError(f"{self._node_id}: cannot bind UDP {host}:{port}: {exc}") from exc
+        raw = sock.extra(SocketAttribute.raw_socket)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self._socket = sock
+        self._bound = (host, sock.extra(SocketAttribute.local_port))
+        self._outbox, self._outbox_out = anyio.create_memory_object_stream[tuple[bytes, Address]](
+            self._queue_limit
+        )
+        self._inbox = Inbox(self._inbox_limit)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._send_loop, sock, self._outbox_out)
+        self._tg.start_soon(self._receive_loop, sock, self._inbox)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop both tasks and close the socket; queued datagrams are discarded."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+            await self._tg.__aexit__(None, None, None)
+        for stream in (self._outbox, self._outbox_out, self._inbox):
+            if stream is not None:
+                stream.close()
+        if self._socket is not None:
+            await self._socket.aclose()
+
+    def update_peers(self, peers: Mapping[NodeId, Address]) -> None:
+        """Replace the address book.
+
+        :raises ~replobj.errors.TransportError: if there is no secret and an address is
+            not loopback.
+        """
+        book = dict(peers)
+        require_secret_or_loopback(None if self._insecure else self._key, list(book.values()))
+        self._peers = book
+
+    def send(self, to: NodeId, message: Message) -> None:
+        """Seal ``message`` into one datagram and queue it; drop and count it if impossible."""
+        address = self._peers.get(to)
+        if address is None or self._outbox is None or self._closed:
+            self._counters.dropped += 1
+            return
+        try:
+            frame = encode_frame(message, self.max_message_bytes - 4)
+            datagram = self.seal(to, frame)
+        except (FrameTooLargeError, ValueError) as exc:
+            self._counters.dropped += 1
+            self._counters.last_error = describe(exc)
+            logger.warning("%s: dropped a message to %r: %s", self._node_id, to, exc)
+            return
+        try:
+            self._outbox.send_nowait((datagram, address))
+        except anyio.WouldBlock:
+            self._counters.dropped += 1
+
+    def seal(self, to: NodeId, frame: bytes) -> bytes:
+        """Wrap an encoded frame into the next authenticated datagram for ``to``."""
+        addressee = to.encode()
+        if len(addressee) > 255:
+            raise ValueError("node ids are limited to 255 UTF-8 bytes")
+        self._counter += 1
+        head = _FIXED.pack(_MAGIC, WIRE_VERSION, *_PYTHON, self._epoch, self._counter)
+        body = b"".join(
+            (head, bytes([len(self._own)]), self._own, bytes([len(addressee)]), addressee, frame)
+        )
+        return body + hmac.digest(self._key, body, hashlib.sha256)
+
+    async def receive(self) -> Message:
+        """Wait for the next message from any peer.
+
+        :raises anyio.EndOfStream: once the transport is closed.
+        :raises ~replobj.errors.TransportError: if the transport was never started.
+        """
+        return await started(self._inbox).get()
+
+    async def receive_batch(self, limit: int = 1024) -> list[Message]:
+        """Wait for at least one message, then take up to ``limit`` already waiting.
+
+        :raises anyio.EndOfStream: once the transport is closed.
+        """
+        return await started(self._inbox).get_batch(limit)
+
+    def unseal(self, datagram: bytes) -> Message:
+        """Authenticate, replay-check and decode one datagram addressed to this node.
+
+        :raises ~replobj.errors.ProtocolError: naming why the datagram was refused.
+        """
+        if len(datagram) < _FIXED.size + 2 + MAC_BYTES or len(datagram) > self._max_datagram:
+            raise ProtocolError(f"datagram of {len(datagram)} bytes is not a replobj datagram")
+        body, mac = datagram[:-MAC_BYTES], datagram[-MAC_BYTES:]
+        if not hmac.compare_digest(mac, hmac.digest(self._key, body, hashlib.sha256)):
+            raise ProtocolError("datagram failed authentication (wrong secret or not replobj)")
+        magic, version, major, minor, epoch, counter = _FIXED.unpack_from(body)
+        if magic != _MAGIC or (version, (major, minor)) != (WIRE_VERSION, _PYTHON):
+            raise ProtocolError(
+                f"datagram speaks wire v{version} on Python {major}.{minor}; this node speaks "
+                f"wire v{WIRE_VERSION} on Python {_PYTHON[0]}.{_PYTHON[1]}"
+            )
+        pos = _FIXED.size
+        try:
+            sender_end = pos + 1 + body[pos]
+            to_end = sender_end + 1 + body[sender_end]
+            sender = body[pos + 1 : sender_end].decode()
+            addressee = body[sender_end + 1 : to_end].decode()
+        except (UnicodeDecodeError, IndexError) as exc:
+            raise ProtocolError("malformed datagram header") from exc
+        if addressee != self._node_id:
+            raise ProtocolError(f"datagram from {sender!r} is addressed to {addressee!r}")
+        message = decode_frame(body[to_end:], self.max_message_bytes)
+        if message.sender != sender:
+            raise ProtocolError(f"{sender!r} sent a message as {message.sender!r}")
+        if not self._windows.setdefault(sender, ReplayWindow()).accept(epoch, counter):
+            raise ProtocolError(f"replayed or stale datagram from {sender!r} ({epoch}, {counter})")
+        return message
+
+    async def _send_loop(
+        self, sock: UDPSocket, outbox: MemoryObjectReceiveStream[tuple[bytes, Address]]
+    ) -> None:
+        async for datagram, (host, port) in outbox:
+            try:
+                await sock.sendto(datagram, host, port)
+            except OSError as exc:
+                self._counters.dropped += 1
+                self._counters.last_error = describe(exc)
+                logger.info("%s: UDP send to %s:%s failed: %s", self._node_id, host, port, exc)
+            else:
+                self._counters.sent += 1
+
+    async def _receive_loop(self, sock: UDPSocket, inbox: Inbox) -> None:
+        while True:
+            try:
+                datagram, source = await sock.receive()
+            except OSError as exc:
+                logger.info("%s: UDP receive failed: %s", self._node_id, exc)
+                continue
+            try:
+                message = self.unseal(datagram)
+            except ProtocolError as exc:
+                self._counters.rejected += 1
+                if self._counters.rejected <= 10 or self._counters.rejected % 1000 == 0:
+                    logger.warning("%s: refused datagram from %s: %s", self._node_id, source, exc)
+                continue
+            if inbox.put_nowait(message):
+                self._counters.received += 1
+            else:
+                self._counters.rejected += 1
