@@ -31,11 +31,13 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from replobj.raft.messages import AppendEntries, AppendEntriesReply, Message  # noqa: E402
-from replobj.raft.types import Entry, EntryKind  # noqa: E402
-from replobj.transport.codec import decode_frame, encode_frame  # noqa: E402
-from replobj.transport.tcp import TcpTransport  # noqa: E402
-from replobj.transport.udp import UdpTransport  # noqa: E402
+import anyio.lowlevel
+
+from replobj.raft.messages import AppendEntries, AppendEntriesReply
+from replobj.raft.types import Entry, EntryKind
+from replobj.transport.codec import decode_frame, encode_frame
+from replobj.transport.tcp import TcpTransport
+from replobj.transport.udp import UdpTransport
 
 SECRET = b"benchmark secret"
 HOST = "127.0.0.1"
@@ -49,10 +51,31 @@ def struct_encode(msg: AppendEntries | AppendEntriesReply) -> bytes:
     """The hand-written alternative: fixed fields with ``struct``, strings length-prefixed."""
     sender = msg.sender.encode()
     if isinstance(msg, AppendEntriesReply):
-        return _REPLY.pack(msg.term, len(sender), msg.success, msg.match_index,
-                           msg.reject_index, msg.hint_index, msg.hint_term, msg.seq) + sender  # fmt: skip
-    parts = [_AE_HEAD.pack(msg.term, len(sender), msg.prev_index, msg.prev_term,
-                           msg.leader_commit, msg.seq, len(msg.entries)), sender]  # fmt: skip
+        return (
+            _REPLY.pack(
+                msg.term,
+                len(sender),
+                msg.success,
+                msg.match_index,
+                msg.reject_index,
+                msg.hint_index,
+                msg.hint_term,
+                msg.seq,
+            )
+            + sender
+        )
+    parts = [
+        _AE_HEAD.pack(
+            msg.term,
+            len(sender),
+            msg.prev_index,
+            msg.prev_term,
+            msg.leader_commit,
+            msg.seq,
+            len(msg.entries),
+        ),
+        sender,
+    ]
     for e in msg.entries:
         parts += [_ENTRY.pack(e.term, e.index, e.kind, len(e.payload)), e.payload]
     return b"".join(parts)
@@ -101,20 +124,42 @@ def codec_table() -> list[tuple[str, float, float, int, int]]:
             struct_decode_append,
         ),
         "AppendEntries 64x100B": (
-            AppendEntries(7, "node-a", 10, 7, tuple(Entry(7, 11 + i, payload=b"x" * 100)
-                                                    for i in range(64)), 10, 5),  # fmt: skip
+            AppendEntries(
+                7,
+                "node-a",
+                10,
+                7,
+                tuple(Entry(7, 11 + i, payload=b"x" * 100) for i in range(64)),
+                10,
+                5,
+            ),
             struct_decode_append,
         ),
     }
     rows = []
     for name, (msg, s_decode) in samples.items():
         frame, packed = encode_frame(msg), struct_encode(msg)
-        assert decode_frame(frame) == msg and s_decode(packed) == msg
+        if decode_frame(frame) != msg or s_decode(packed) != msg:
+            raise RuntimeError(f"a codec does not round-trip {name}")
         rounds = 2000 if "64" in name else 50000
-        rows.append((f"{name} msgspec", _per_op_us(lambda m=msg: encode_frame(m), rounds),
-                     _per_op_us(lambda f=frame: decode_frame(f), rounds), len(frame), 0))  # fmt: skip
-        rows.append((f"{name} struct", _per_op_us(lambda m=msg: struct_encode(m), rounds),
-                     _per_op_us(lambda p=packed, d=s_decode: d(p), rounds), len(packed) + 6, 0))  # fmt: skip
+        rows.append(
+            (
+                f"{name} msgspec",
+                _per_op_us(lambda m=msg: encode_frame(m), rounds),
+                _per_op_us(lambda f=frame: decode_frame(f), rounds),
+                len(frame),
+                0,
+            )
+        )
+        rows.append(
+            (
+                f"{name} struct",
+                _per_op_us(lambda m=msg: struct_encode(m), rounds),
+                _per_op_us(lambda p=packed, d=s_decode: d(p), rounds),
+                len(packed) + 6,
+                0,
+            )
+        )
     return rows
 
 
@@ -132,7 +177,12 @@ def _make(mode: str, node: str, port: int, peer: str, peer_port: int) -> Any:
     if mode == "udp":
         return UdpTransport(node, (HOST, port), peers, secret=SECRET)
     return TcpTransport(
-        node, (HOST, port), peers, secret=SECRET, coalesce=mode == "tcp-coalesce", queue_limit=1 << 16
+        node,
+        (HOST, port),
+        peers,
+        secret=SECRET,
+        coalesce=mode == "tcp-coalesce",
+        queue_limit=1 << 16,
     )
 
 
@@ -179,7 +229,7 @@ async def _bare_client(port: int, count: int, window: int) -> tuple[float, list[
             tg.start_soon(reader)
             for i in range(count):
                 while i * len(payload) - received > window * len(payload):
-                    await anyio.sleep(0)
+                    await anyio.lowlevel.checkpoint()
                 await stream.send(payload)
         return count / (time.perf_counter() - start), rtts
 
@@ -232,7 +282,8 @@ def run_mode(mode: str, count: int, window: int) -> tuple[float, float, float]:
         text=True,
     )
     try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        if child.stdout is None or child.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the {mode} echo child did not start")
         if mode == "bare-echo":
             rate, rtts = anyio.run(_bare_client, there, count, window)
         else:

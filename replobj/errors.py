@@ -10,22 +10,38 @@ from __future__ import annotations
 from .raft.types import Refusal, RefusalReason
 
 __all__ = [
+    "ApplyOrderError",
+    "AttachAfterStartError",
+    "AttachError",
     "AuthenticationError",
+    "ClassMismatchError",
     "ConfigChangeInProgressError",
+    "CorruptCommandError",
+    "CorruptSnapshotError",
     "CorruptStorageError",
     "FrameTooLargeError",
     "IncompatibleStorageError",
     "InvalidConfigChangeError",
     "LeaderNotReadyError",
+    "NoCurrentEntryError",
     "NoLeaderError",
+    "NotAQueryError",
     "NotAStoreError",
     "NotLeaderError",
+    "NotReplicatedError",
     "ProtocolError",
     "RaftRefusedError",
     "ReplObjError",
+    "ReplicatedClassError",
+    "ReplicatedObjectError",
+    "StaleCommandError",
     "StorageError",
     "TransferInProgressError",
     "TransportError",
+    "UnknownMethodError",
+    "UnknownObjectError",
+    "UnpicklableArgumentError",
+    "UnpicklableStateError",
     "VersionMismatchError",
     "error_for_refusal",
 ]
@@ -131,3 +147,70 @@ class AuthenticationError(TransportError):
 
 class VersionMismatchError(TransportError):
     """The peer speaks another wire version or runs another Python minor version."""
+
+
+# --- objects and commands --------------------------------------------------------------
+
+
+class ReplicatedObjectError(ReplObjError):
+    """A problem with a replicated class, an attached object, a command or a snapshot of them."""
+
+
+class ReplicatedClassError(ReplicatedObjectError, TypeError):
+    """``@replicated``, ``@query`` or ``@command`` rejected the class; fix what the message says."""
+
+
+class NotReplicatedError(ReplicatedObjectError, TypeError):
+    """The class (or the object's class) is not decorated with ``@replobj.replicated``."""
+
+
+class AttachError(ReplicatedObjectError, ValueError):
+    """The object cannot be attached under that name (empty name, name already used)."""
+
+
+class AttachAfterStartError(ReplicatedObjectError, RuntimeError):
+    """Objects are attached before the node starts; attach every object, then start the node."""
+
+
+class UnknownObjectError(ReplicatedObjectError, LookupError):
+    """No object is attached under that name here; attach the same names on every node."""
+
+
+class UnknownMethodError(ReplicatedObjectError, AttributeError):
+    """The method is not a command or query of the attached class; run the same code everywhere."""
+
+
+class NotAQueryError(ReplicatedObjectError, TypeError):
+    """A command was called as a local query; commands go through the log (call the proxy)."""
+
+
+class ClassMismatchError(ReplicatedObjectError, TypeError):
+    """The command (or snapshot) was made for another class than the one attached here."""
+
+
+class UnpicklableArgumentError(ReplicatedObjectError, TypeError):
+    """A command argument cannot be pickled (nor cloudpickled); pass plain data instead."""
+
+
+class UnpicklableStateError(ReplicatedObjectError, TypeError):
+    """An object's state (or a kept result) cannot be pickled into a snapshot."""
+
+
+class CorruptCommandError(ReplicatedObjectError, ValueError):
+    """A command payload could not be decoded (garbage, or code that differs between nodes)."""
+
+
+class CorruptSnapshotError(ReplicatedObjectError, ValueError):
+    """Snapshot bytes could not be decoded or restored; nothing was changed."""
+
+
+class StaleCommandError(ReplicatedObjectError):
+    """The client had already acknowledged this sequence number; the call was not applied again."""
+
+
+class NoCurrentEntryError(ReplicatedObjectError, RuntimeError):
+    """``current_entry()`` was called outside a command being applied."""
+
+
+class ApplyOrderError(ReplicatedObjectError, ValueError):
+    """Entries were fed to the state machine out of order (a runtime bug); nothing was applied."""

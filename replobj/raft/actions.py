@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from .messages import Message
-from .types import Entry, LogIndex, NodeId, Role, SnapshotMeta, Term
+from .types import Entry, LogIndex, NodeId, ProposalId, RefusalReason, Role, SnapshotMeta, Term
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +91,26 @@ class ReadFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class ProposalForwarded:
+    """The leader appended forwarded request ``request_id``: one proposal per payload.
+
+    Wait for each index to be applied here; the entry's term tells whether it is ours.
+    """
+
+    request_id: int
+    proposals: tuple[ProposalId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalFailed:
+    """Forwarded request ``request_id`` was not appended (``reason``); nothing was proposed."""
+
+    request_id: int
+    reason: RefusalReason
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class SendSnapshotChunk:
     """Read up to ``max_bytes`` of the current snapshot (``meta``) from ``offset`` and send it.
 
@@ -159,6 +179,8 @@ Action: TypeAlias = (
     | ApplyEntries
     | ReadReady
     | ReadFailed
+    | ProposalForwarded
+    | ProposalFailed
     | SendSnapshotChunk
     | WriteSnapshotChunk
     | InstallSnapshot

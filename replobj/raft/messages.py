@@ -139,6 +139,34 @@ class ReadIndexReply:
     ok: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ProposeRequest:
+    """A follower forwards command payloads to the leader (etcd's proposal forwarding)."""
+
+    term: Term
+    sender: NodeId
+    request_id: int
+    payloads: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProposeReply:
+    """The leader's answer to :class:`ProposeRequest`.
+
+    When ``refusal`` is empty the ``count`` payloads were appended at ``first_index``
+    onwards in ``proposal_term``; otherwise ``refusal`` names the
+    :class:`~replobj.raft.types.RefusalReason` value.
+    """
+
+    term: Term
+    sender: NodeId
+    request_id: int
+    proposal_term: Term
+    first_index: LogIndex
+    count: int
+    refusal: str = ""
+
+
 Message: TypeAlias = (
     RequestVote
     | RequestVoteReply
@@ -149,6 +177,8 @@ Message: TypeAlias = (
     | TimeoutNow
     | ReadIndexRequest
     | ReadIndexReply
+    | ProposeRequest
+    | ProposeReply
 )
 """Every message kind the core sends or accepts."""
 
@@ -162,6 +192,8 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     TimeoutNow,
     ReadIndexRequest,
     ReadIndexReply,
+    ProposeRequest,
+    ProposeReply,
 )
 
 
@@ -181,4 +213,6 @@ def is_malformed(message: Message) -> bool:
     if isinstance(message, InstallSnapshot):
         meta = message.meta
         return message.offset < 0 or meta.last_index < 1 or meta.last_term > message.term
+    if isinstance(message, ProposeReply):
+        return not message.refusal and (message.first_index < 1 or message.count < 0)
     return False

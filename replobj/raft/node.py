@@ -20,6 +20,8 @@ from .messages import (
     InstallSnapshot,
     InstallSnapshotReply,
     Message,
+    ProposeReply,
+    ProposeRequest,
     ReadIndexReply,
     ReadIndexRequest,
     RequestVote,
@@ -195,12 +197,30 @@ class RaftNode:
         refusal = self._refuse_proposal()
         if refusal is not None:
             return refusal
+        if not payloads:
+            return []
         entries = [
             Entry(self.term, self.last_index + 1 + i, EntryKind.COMMAND, bytes(p))
             for i, p in enumerate(payloads)
         ]
         self._append_own(entries)
         return [ProposalId(e.term, e.index) for e in entries]
+
+    def forward_proposal(self, request_id: int, payloads: Sequence[bytes]) -> Refusal | None:
+        """Propose ``payloads`` through the leader, from any member.
+
+        On the leader this is :meth:`propose_batch`; elsewhere the payloads travel to the
+        leader. Either way the answer is a ``ProposalForwarded`` or ``ProposalFailed``
+        action. A lost request or reply yields no answer: the driver needs a timeout (and
+        commands need deduplication, since a retry may then apply twice).
+        """
+        if self.role is Role.LEADER:
+            self._propose_for(self.id, request_id, tuple(payloads))
+            return None
+        if self.leader is None or self.role is not Role.FOLLOWER:
+            return self._refusal(RefusalReason.NO_LEADER, "no leader is known; retry shortly")
+        self._send(self.leader, ProposeRequest(self.term, self.id, request_id, tuple(payloads)))
+        return None
 
     def add_member(self, node: NodeId, *, promote: bool = True) -> ProposalId | Refusal:
         """Add ``node`` as a learner; with ``promote`` it becomes a voter once caught up."""
@@ -344,8 +364,12 @@ class RaftNode:
                 self._campaign(transfer=True)
         elif isinstance(message, ReadIndexRequest):
             self._on_read_request(message)
-        else:
+        elif isinstance(message, ReadIndexReply):
             self._on_read_reply(message)
+        elif isinstance(message, ProposeRequest):
+            self._on_propose_request(message)
+        else:
+            self._on_propose_reply(message)
 
     # ------------------------------------------------------------------ elections (§5.2)
 
@@ -895,6 +919,45 @@ class RaftNode:
             self._actions.append(act.ReadFailed(request_id, reason))
         self._forwarded_reads.clear()
 
+    # ------------------------------------------------------------------ forwarded proposals
+
+    def _propose_for(self, origin: NodeId, request_id: int, payloads: tuple[bytes, ...]) -> None:
+        result = self.propose_batch(payloads)
+        if origin == self.id:
+            if isinstance(result, Refusal):
+                self._actions.append(act.ProposalFailed(request_id, result.reason, result.message))
+            else:
+                self._actions.append(act.ProposalForwarded(request_id, tuple(result)))
+            return
+        if isinstance(result, Refusal):
+            reply = ProposeReply(self.term, self.id, request_id, 0, 0, 0, result.reason.value)
+        else:
+            first = result[0].index if result else self.last_index + 1
+            reply = ProposeReply(self.term, self.id, request_id, self.term, first, len(result))
+        self._send(origin, reply)
+
+    def _on_propose_request(self, m: ProposeRequest) -> None:
+        if self.role is Role.LEADER:
+            self._propose_for(m.sender, m.request_id, m.payloads)
+            return
+        reason = RefusalReason.NOT_LEADER if self.leader else RefusalReason.NO_LEADER
+        reply = ProposeReply(self.term, self.id, m.request_id, 0, 0, 0, reason.value)
+        self._send(m.sender, reply)
+
+    def _on_propose_reply(self, m: ProposeReply) -> None:
+        if m.refusal:
+            try:
+                reason = RefusalReason(m.refusal)
+            except ValueError:
+                reason = RefusalReason.NOT_LEADER
+            message = f"the leader {m.sender!r} refused the proposal ({reason.value})"
+            self._actions.append(act.ProposalFailed(m.request_id, reason, message))
+            return
+        proposals = tuple(
+            ProposalId(m.proposal_term, m.first_index + i) for i in range(max(m.count, 0))
+        )
+        self._actions.append(act.ProposalForwarded(m.request_id, proposals))
+
     # ------------------------------------------------------------------ transfer (thesis §3.10)
 
     def _maybe_send_timeout_now(self) -> None:
@@ -924,6 +987,8 @@ class RaftNode:
                 message.sender,
                 ReadIndexReply(self.term, self.id, message.request_id, 0, False),
             )
+        elif isinstance(message, ProposeRequest):
+            self._on_propose_request(message)
 
     def _refuse_proposal(self) -> Refusal | None:
         if self.role is not Role.LEADER:

@@ -1,7 +1,8 @@
 """Command line: replay one seed with a trace, or soak many seeds.
 
 ``python -m replobj.sim --seed 1234 -v`` replays one run and prints every event;
-``python -m replobj.sim --seeds 100000 --start 0 --jobs 2`` runs a soak.
+``python -m replobj.sim --seeds 100000 --start 0 --jobs 2`` runs a soak;
+``python -m replobj.sim --demo`` narrates a five-node simulation.
 The process re-executes itself with ``PYTHONHASHSEED=0`` so replays are exact.
 """
 
@@ -23,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, default=0, help="number of seeds to soak")
     parser.add_argument("--start", type=int, default=0, help="first seed of the soak")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes for the soak")
+    parser.add_argument("--demo", action="store_true", help="narrate a five-node simulation")
     return parser
 
 
@@ -36,6 +38,10 @@ def _progress(summary: SoakSummary) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status (1 if any seed failed)."""
     args = _parser().parse_args(argv)
+    if args.demo:
+        from .demo import run_demo
+
+        return run_demo()
     if args.seed is not None:
         from .scenario import run_seed
 

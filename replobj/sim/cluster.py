@@ -34,7 +34,7 @@ class SimCluster(SimEngine):
         if leader is None:
             return Refusal(RefusalReason.NO_LEADER, "no running leader")
         result = leader.raft.propose_batch(payloads)
-        self._drive(leader)
+        self.drive(leader)
         if isinstance(result, Refusal):
             return result
         for pid, payload in zip(result, payloads, strict=True):
@@ -71,7 +71,7 @@ class SimCluster(SimEngine):
             return Refusal(RefusalReason.NO_LEADER, "no running leader")
         result = call(leader)
         self.note(leader.id, what, result if result is not None else "accepted")
-        self._drive(leader)
+        self.drive(leader)
         return result if result is not None else ProposalId(leader.raft.term, 0)
 
     def crash(self, node_id: NodeId) -> None:
@@ -88,6 +88,9 @@ class SimCluster(SimEngine):
         if node.alive:
             return
         node.restart()
+        self.guarded(lambda: self._restarted(node))
+
+    def _restarted(self, node: SimNode) -> None:
         self.checker.on_snapshot_restored(node, node.storage.snapshot_meta)
         self._start(node)
 

@@ -116,8 +116,8 @@ class SimEngine:
         self.reads: dict[int, PendingRead] = {}
         self.proposals: list[Proposal] = []
         self.retired: set[NodeId] = set()
-        self.drop_if: Callable[[NodeId, NodeId, msg.Message], bool] | None = None
-        """A test's own message filter: messages it returns True for are lost."""
+        self.intercept: Callable[[NodeId, NodeId, msg.Message], msg.Message | None] | None = None
+        """A test's message hook: returns the message to send instead (None: drop it)."""
         self._queue: list[tuple[int, int, Callable[[], None]]] = []
         self._seq = 0
         self._read_ids = 0
@@ -142,13 +142,26 @@ class SimEngine:
             when, _, callback = heapq.heappop(queue)
             self.now = when
             self.stats.events += 1
-            try:
-                callback()
-            except AssertionError as exc:
-                raise self.failure(str(exc)) from exc
-            except Exception as exc:
-                raise self.failure(f"the core raised {type(exc).__name__}: {exc}") from exc
+            self.guarded(callback)
         self.now = max(self.now, time)
+
+    def guarded(self, call: Callable[[], None]) -> None:
+        """Run ``call``, turning a broken check or a core exception into a replayable failure.
+
+        :raises SimulationFailure: naming the seed, the replay command and the last events.
+        """
+        try:
+            call()
+        except SimulationFailure:
+            raise
+        except AssertionError as exc:
+            raise self.failure(str(exc)) from exc
+        except Exception as exc:
+            raise self.failure(f"the core raised {type(exc).__name__}: {exc}") from exc
+
+    def drive(self, node: SimNode) -> None:
+        """Execute ``node``'s pending actions (after a direct call on its core) and check it."""
+        self.guarded(lambda: self._drive(node))
 
     def run_until_true(self, condition: Callable[[], bool], deadline: int, step: int) -> bool:
         """Run in steps of ``step`` ticks until ``condition()`` holds or ``deadline`` passes."""
@@ -178,7 +191,7 @@ class SimEngine:
     def _start(self, node: SimNode) -> None:
         self.nodes[node.id] = node
         self.note(node.id, "start", f"incarnation {node.incarnation}")
-        self._drive(node)
+        self.drive(node)
 
     def _drive(self, node: SimNode) -> None:
         raft = node.raft
@@ -246,8 +259,11 @@ class SimEngine:
             self._transmit(node.id, send.to, send.message)
 
     def _transmit(self, src: NodeId, dst: NodeId, message: msg.Message) -> None:
-        if self.drop_if is not None and self.drop_if(src, dst, message):
-            return
+        if self.intercept is not None:
+            replaced = self.intercept(src, dst, message)
+            if replaced is None:
+                return
+            message = replaced
         for delay in self.network.delays(src, dst):
             self.at(self.now + delay, partial(self._deliver, src, dst, message))
 
@@ -369,10 +385,10 @@ class SimEngine:
         required = self.checker.max_commit
         refused = node.raft.read_index(rid)
         if refused is not None:
-            self._drive(node)
+            self.drive(node)
             return None
         self.reads[rid] = PendingRead(node_id, required, self.now)
-        self._drive(node)
+        self.drive(node)
         return rid
 
 

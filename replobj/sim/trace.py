@@ -23,12 +23,15 @@ def describe(value: object) -> str:
     parts: list[str] = []
     for field in fields(value):
         item = getattr(value, field.name)
-        if field.name in ("sender", "data") and not isinstance(item, str):
-            parts.append(f"{field.name}=<{len(item)} bytes>")
+        if field.name == "sender" and isinstance(item, str):
+            parts.insert(0, f"from {item}")
+        elif field.name == "data" and isinstance(item, bytes):
+            parts.append(f"data=<{len(item)} bytes>")
         elif isinstance(item, tuple) and item and isinstance(item[0], Entry):
             parts.append(f"{field.name}=[{item[0].index}..{item[-1].index}]@{item[-1].term}")
-        elif field.name != "sender":
-            parts.append(f"{field.name}={describe(item) if is_dataclass(item) else item!r}")
+        else:
+            shown = describe(item) if is_dataclass(item) else repr(item)
+            parts.append(f"{field.name}={shown}")
     return f"{type(value).__name__}({', '.join(parts)})"
 
 

@@ -6,7 +6,7 @@ The RocksDB store lives in the separate distribution ``replobj-rocksdb``; use
 
 from __future__ import annotations
 
-from .memory import MemoryStorage
+from .memory import MemorySnapshotWriter, MemoryStorage
 from .protocol import AppendEntries, CompactLog, SnapshotWriter, Storage, WriteBatch, WriteOp
 from .registry import (
     ENTRY_POINT_GROUP,
@@ -19,6 +19,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "AppendEntries",
     "CompactLog",
+    "MemorySnapshotWriter",
     "MemoryStorage",
     "SnapshotWriter",
     "Storage",

@@ -12,9 +12,11 @@ import ipaddress
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, TypeAlias, runtime_checkable
 
 import anyio
+from anyio.abc import TaskGroup
 
 from replobj.errors import TransportError
 from replobj.raft.messages import Message
@@ -24,6 +26,7 @@ __all__ = [
     "Address",
     "Counters",
     "Inbox",
+    "TaskedTransport",
     "Transport",
     "TransportStats",
     "describe",
@@ -213,3 +216,93 @@ def require_secret_or_loopback(secret: bytes | None, addresses: list[Address]) -
             f"no cluster secret configured but {exposed} are not loopback addresses; "
             "pass secret=... (the same bytes on every node)"
         )
+
+
+class TaskedTransport:
+    """Plumbing shared by the socket transports: counters, inbox, task group, context manager.
+
+    Subclasses bind their sockets in ``start`` then call :meth:`_open_tasks`, and call
+    :meth:`_close_tasks` from ``aclose``.
+    """
+
+    def __init__(self, node_id: NodeId, listen: Address, inbox_limit: int) -> None:
+        self._node_id = node_id
+        self._listen = listen
+        self._bound: Address | None = None
+        self._inbox_limit = inbox_limit
+        self._inbox: Inbox | None = None
+        self._counters = Counters()
+        self._tg: TaskGroup | None = None
+        self._closed = False
+
+    @property
+    def node_id(self) -> NodeId:
+        """This node's id."""
+        return self._node_id
+
+    @property
+    def listen_address(self) -> Address:
+        """The bound ``(host, port)`` (the real port when 0 was asked); valid after ``start``."""
+        if self._bound is None:
+            raise TransportError("the transport is not bound yet; call start() first")
+        return self._bound
+
+    @property
+    def stats(self) -> TransportStats:
+        """A snapshot of the counters."""
+        return self._counters.snapshot()
+
+    async def start(self) -> None:
+        """Bind and start; implemented by subclasses."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Stop and release everything; implemented by subclasses."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def receive(self) -> Message:
+        """Wait for the next message from any peer.
+
+        :raises anyio.EndOfStream: once the transport is closed.
+        :raises ~replobj.errors.TransportError: if the transport was never started.
+        """
+        return await started(self._inbox).get()
+
+    async def receive_batch(self, limit: int = 1024) -> list[Message]:
+        """Wait for at least one message, then take up to ``limit`` already waiting.
+
+        :raises anyio.EndOfStream: once the transport is closed.
+        :raises ~replobj.errors.TransportError: if the transport was never started.
+        """
+        return await started(self._inbox).get_batch(limit)
+
+    async def _open_tasks(self, bound_port: int) -> TaskGroup:
+        self._bound = (self._listen[0], bound_port)
+        self._inbox = Inbox(self._inbox_limit)
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        return tg
+
+    async def _close_tasks(self) -> None:
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+            await self._tg.__aexit__(None, None, None)
+        if self._inbox is not None:
+            self._inbox.close()
+
+    def _fail(self, message: str) -> None:
+        self._counters.last_error = message
+        logger.warning("%s: %s", self._node_id, message)

@@ -16,15 +16,17 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Final, TypeAlias
 
 import msgspec
+from msgspec import Meta
 
 from replobj.errors import FrameTooLargeError, ProtocolError
 from replobj.raft.messages import (
-    MESSAGE_TYPES,
     AppendEntries,
     AppendEntriesReply,
     InstallSnapshot,
     InstallSnapshotReply,
     Message,
+    ProposeReply,
+    ProposeRequest,
     ReadIndexReply,
     ReadIndexRequest,
     RequestVote,
@@ -61,8 +63,8 @@ DEFAULT_MAX_FRAME_BYTES: Final = 16 << 20
 _PREFIX = struct.Struct(">I")
 _HEADER = struct.Struct(">IBB")
 
-_Count = Annotated[int, msgspec.Meta(ge=0)]
-_Name = Annotated[str, msgspec.Meta(max_length=255)]
+_Count = Annotated[int, Meta(ge=0)]
+_Name = Annotated[str, Meta(max_length=255)]
 _Names = list[_Name]
 
 _ConfigBody: TypeAlias = tuple[_Names, _Names, _Names | None, _Names]
@@ -79,8 +81,25 @@ _TimeoutNowBody = tuple[_Count, _Name]
 _ReadIndexRequestBody = tuple[_Count, _Name, int]
 _ReadIndexReplyBody = tuple[_Count, _Name, int, _Count, bool]
 
-KIND_OF: Final[dict[type[Message], int]] = {cls: i + 1 for i, cls in enumerate(MESSAGE_TYPES)}
-"""The kind byte of each message class (its position in ``MESSAGE_TYPES``, from 1)."""
+_ProposeRequestBody = tuple[_Count, _Name, int, list[bytes]]
+_ProposeReplyBody = tuple[
+    _Count, _Name, int, _Count, _Count, int, Annotated[str, Meta(max_length=64)]
+]
+
+KIND_OF: Final[dict[type[Message], int]] = {
+    RequestVote: 1,
+    RequestVoteReply: 2,
+    AppendEntries: 3,
+    AppendEntriesReply: 4,
+    InstallSnapshot: 5,
+    InstallSnapshotReply: 6,
+    TimeoutNow: 7,
+    ReadIndexRequest: 8,
+    ReadIndexReply: 9,
+    ProposeRequest: 10,
+    ProposeReply: 11,
+}
+"""The kind byte of each message class; fixed forever for a given :data:`WIRE_VERSION`."""
 
 
 def _config_body(config: ClusterConfig) -> tuple[Any, ...]:
@@ -122,6 +141,11 @@ def _body_of(msg: Message) -> tuple[Any, ...]:
         return (msg.term, msg.sender, msg.request_id)
     if isinstance(msg, ReadIndexReply):
         return (msg.term, msg.sender, msg.request_id, msg.read_index, msg.ok)
+    if isinstance(msg, ProposeRequest):
+        return (msg.term, msg.sender, msg.request_id, list(msg.payloads))
+    if isinstance(msg, ProposeReply):
+        return (msg.term, msg.sender, msg.request_id, msg.proposal_term, msg.first_index,
+                msg.count, msg.refusal)  # fmt: skip
     raise TypeError(f"not a Raft message: {type(msg).__name__}")
 
 
@@ -136,6 +160,11 @@ def _install_snapshot(body: _InstallSnapshotBody) -> InstallSnapshot:
     term, sender, (last_index, last_term, config), offset, data, done, seq = body
     meta = SnapshotMeta(last_index, last_term, _config_from(config))
     return InstallSnapshot(term, sender, meta, offset, data, done, seq)
+
+
+def _propose_request(body: _ProposeRequestBody) -> ProposeRequest:
+    term, sender, request_id, payloads = body
+    return ProposeRequest(term, sender, request_id, tuple(payloads))
 
 
 _Builder: TypeAlias = Callable[[Any], Message]
@@ -163,6 +192,11 @@ _DECODERS: Final[dict[int, tuple[msgspec.msgpack.Decoder[Any], _Builder]]] = {
     KIND_OF[ReadIndexReply]: (
         msgspec.msgpack.Decoder(_ReadIndexReplyBody),
         lambda b: ReadIndexReply(*b),
+    ),
+    KIND_OF[ProposeRequest]: (msgspec.msgpack.Decoder(_ProposeRequestBody), _propose_request),
+    KIND_OF[ProposeReply]: (
+        msgspec.msgpack.Decoder(_ProposeReplyBody),
+        lambda b: ProposeReply(*b),
     ),
 }
 _ENCODER: Final = msgspec.msgpack.Encoder()

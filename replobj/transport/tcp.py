@@ -15,11 +15,9 @@ import random
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
 import anyio
-from anyio.abc import ByteStream, SocketAttribute, TaskGroup
+from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from anyio.streams.tls import TLSStream
@@ -37,9 +35,7 @@ from .auth import (
 )
 from .base import (
     Address,
-    Counters,
-    Inbox,
-    TransportStats,
+    TaskedTransport,
     describe,
     logger,
     require_secret_or_loopback,
@@ -70,7 +66,7 @@ class _Link:
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
 
-class TcpTransport:
+class TcpTransport(TaskedTransport):
     """Authenticated TCP transport (see the module docstring and ``docs/wire.md``).
 
     :param node_id: this node's id.
@@ -87,6 +83,8 @@ class TcpTransport:
     :param coalesce: write every queued frame in one record (``False`` is for benchmarks).
     :param max_batch_bytes: stop coalescing a record beyond this many bytes.
     :param handshake_timeout: seconds allowed for connect plus handshake.
+    :param max_pending_handshakes: incoming connections allowed to be mid-handshake at
+        once; more are closed at once, so a flood cannot exhaust the listener.
     :param backoff: first and largest reconnect delay in seconds (jittered, doubling).
     :param seed: seed of the jitter generator, for reproducible tests.
     :raises ~replobj.errors.TransportError: if no secret is given and an address is
@@ -108,14 +106,13 @@ class TcpTransport:
         coalesce: bool = True,
         max_batch_bytes: int = 256 << 10,
         handshake_timeout: float = 5.0,
+        max_pending_handshakes: int = 64,
         backoff: tuple[float, float] = (0.05, 2.0),
         seed: int | None = None,
     ) -> None:
         book = dict(peers or {})
         require_secret_or_loopback(secret, [listen, *book.values()])
-        self._node_id = node_id
-        self._listen = listen
-        self._bound: Address | None = None
+        super().__init__(node_id, listen, inbox_limit)
         self._peers = book
         self._secret = secret or INSECURE_LOOPBACK_SECRET
         self._insecure = not secret
@@ -127,36 +124,16 @@ class TcpTransport:
         self._coalesce = coalesce
         self._max_batch_bytes = max_batch_bytes
         self._handshake_timeout = handshake_timeout
+        self._max_handshakes = max_pending_handshakes
+        self._handshaking = 0
         self._backoff = backoff
         self._rng = random.Random(seed)
         self._links: dict[NodeId, _Link] = {}
-        self._counters = Counters()
-        self._inbox_limit = inbox_limit
-        self._inbox: Inbox | None = None
-        self._tg: TaskGroup | None = None
-        self._closed = False
-
-    @property
-    def node_id(self) -> NodeId:
-        """This node's id."""
-        return self._node_id
 
     @property
     def max_message_bytes(self) -> int:
         """Largest frame this transport sends or accepts."""
         return self._max_frame_bytes
-
-    @property
-    def listen_address(self) -> Address:
-        """The bound ``(host, port)``; valid after :meth:`start`."""
-        if self._bound is None:
-            raise TransportError("the transport is not listening yet; call start() first")
-        return self._bound
-
-    @property
-    def stats(self) -> TransportStats:
-        """A snapshot of the counters."""
-        return self._counters.snapshot()
 
     async def start(self) -> None:
         """Bind the listening socket and start accepting connections.
@@ -168,25 +145,10 @@ class TcpTransport:
             listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
         except OSError as exc:
             raise TransportError(f"{self._node_id}: cannot listen on {host}:{port}: {exc}") from exc
-        self._bound = (host, listener.extra(SocketAttribute.local_port))
         if self._insecure:
             logger.warning("%s: no cluster secret; accepting loopback peers only", self._node_id)
-        self._inbox = Inbox(self._inbox_limit)
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(self._accept_loop, listener)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+        tg = await self._open_tasks(listener.extra(SocketAttribute.local_port))
+        tg.start_soon(self._accept_loop, listener)
 
     async def aclose(self) -> None:
         """Close every connection and stop all tasks; queued messages are discarded."""
@@ -197,11 +159,7 @@ class TcpTransport:
             link.queue.close()
             link.frames.close()
         self._links.clear()
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(None, None, None)
-        if self._inbox is not None:
-            self._inbox.close()
+        await self._close_tasks()
 
     def send(self, to: NodeId, message: Message) -> None:
         """Queue ``message`` for ``to``; drop and count it if it cannot be queued."""
@@ -223,21 +181,6 @@ class TcpTransport:
         except anyio.WouldBlock:
             self._counters.dropped += 1
 
-    async def receive(self) -> Message:
-        """Wait for the next message from any peer.
-
-        :raises anyio.EndOfStream: once the transport is closed.
-        :raises ~replobj.errors.TransportError: if the transport was never started.
-        """
-        return await started(self._inbox).get()
-
-    async def receive_batch(self, limit: int = 1024) -> list[Message]:
-        """Wait for at least one message, then take up to ``limit`` already waiting.
-
-        :raises anyio.EndOfStream: once the transport is closed.
-        """
-        return await started(self._inbox).get_batch(limit)
-
     def update_peers(self, peers: Mapping[NodeId, Address]) -> None:
         """Replace the address book; links to removed or moved peers are closed.
 
@@ -253,10 +196,6 @@ class TcpTransport:
                 link.scope.cancel()
                 del self._links[peer]
         self._peers = book
-
-    def _fail(self, message: str) -> None:
-        self._counters.last_error = message
-        logger.warning("%s: %s", self._node_id, message)
 
     def _open_link(self, peer: NodeId, address: Address) -> _Link:
         assert self._tg is not None
@@ -368,7 +307,14 @@ class TcpTransport:
 
     async def _serve_connection(self, raw: anyio.abc.SocketStream) -> None:
         remote = raw.extra(SocketAttribute.remote_address, "?")
+        if self._handshaking >= self._max_handshakes:
+            self._counters.rejected += 1
+            logger.warning(
+                "%s: %d handshakes pending; refused %s", self._node_id, self._handshaking, remote
+            )
+            return
         stream: ByteStream = raw
+        self._handshaking += 1
         try:
             with anyio.fail_after(self._handshake_timeout):
                 if self._server_ssl is not None:
@@ -386,6 +332,8 @@ class TcpTransport:
             self._counters.rejected += 1
             logger.warning("%s: refused connection from %s: %r", self._node_id, remote, exc)
             return
+        finally:
+            self._handshaking -= 1
         await self._read_records(peer, remote, reader, RecordOpener(key, self._max_record))
 
     async def _read_records(

@@ -12,19 +12,20 @@ not fit :attr:`UdpTransport.max_message_bytes` is dropped and counted: size Raft
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import ipaddress
 import socket
 import struct
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 import anyio
-from anyio.abc import SocketAttribute, TaskGroup, UDPSocket
+from anyio.abc import SocketAttribute, UDPSocket
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from replobj.errors import FrameTooLargeError, ProtocolError, TransportError
@@ -34,9 +35,8 @@ from replobj.raft.types import NodeId
 from .auth import INSECURE_LOOPBACK_SECRET, MAC_BYTES
 from .base import (
     Address,
-    Counters,
     Inbox,
-    TransportStats,
+    TaskedTransport,
     describe,
     logger,
     require_secret_or_loopback,
@@ -52,6 +52,15 @@ _PYTHON: Final = (sys.version_info.major, sys.version_info.minor)
 UDP_OVERHEAD_BYTES: Final = _FIXED.size + 2 * 256 + MAC_BYTES
 """The most bytes a datagram adds around its frame (ids of up to 255 bytes)."""
 _WINDOW: Final = 64
+
+
+@functools.lru_cache(maxsize=1024)
+def _numeric(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(slots=True)
@@ -84,7 +93,7 @@ class ReplayWindow:
         return True
 
 
-class UdpTransport:
+class UdpTransport(TaskedTransport):
     """Authenticated UDP transport; see the module docstring.
 
     :param node_id: this node's id (at most 255 UTF-8 bytes).
@@ -114,50 +123,27 @@ class UdpTransport:
         require_secret_or_loopback(secret, [listen, *book.values()])
         if max_datagram_bytes <= UDP_OVERHEAD_BYTES + 64:
             raise ValueError(f"max_datagram_bytes must exceed {UDP_OVERHEAD_BYTES + 64}")
-        self._node_id = node_id
+        super().__init__(node_id, listen, inbox_limit)
         self._own = node_id.encode()
         if len(self._own) > 255:
             raise ValueError("node ids are limited to 255 UTF-8 bytes")
-        self._listen = listen
         self._peers = book
         self._insecure = not secret
         self._key = hmac.digest(secret or INSECURE_LOOPBACK_SECRET, b"replobj-udp-v1", "sha256")
         self._max_datagram = max_datagram_bytes
         self._queue_limit = queue_limit
-        self._inbox_limit = inbox_limit
         self._epoch = time.time_ns()
         self._counter = 0
         self._windows: dict[NodeId, ReplayWindow] = {}
-        self._counters = Counters()
         self._socket: UDPSocket | None = None
-        self._bound: Address | None = None
-        self._tg: TaskGroup | None = None
+        self._raw: socket.socket | None = None
         self._outbox: MemoryObjectSendStream[tuple[bytes, Address]] | None = None
         self._outbox_out: MemoryObjectReceiveStream[tuple[bytes, Address]] | None = None
-        self._inbox: Inbox | None = None
-        self._closed = False
-
-    @property
-    def node_id(self) -> NodeId:
-        """This node's id."""
-        return self._node_id
 
     @property
     def max_message_bytes(self) -> int:
         """Largest encoded frame that fits one datagram with the worst-case header."""
         return self._max_datagram - UDP_OVERHEAD_BYTES
-
-    @property
-    def listen_address(self) -> Address:
-        """The bound ``(host, port)``; valid after :meth:`start`."""
-        if self._bound is None:
-            raise TransportError("the transport is not bound yet; call start() first")
-        return self._bound
-
-    @property
-    def stats(self) -> TransportStats:
-        """A snapshot of the counters."""
-        return self._counters.snapshot()
 
     async def start(self) -> None:
         """Bind the socket and start the sender and receiver tasks.
@@ -165,46 +151,37 @@ class UdpTransport:
         :raises ~replobj.errors.TransportError: if the address cannot be bound.
         """
         host, port = self._listen
+        raw: socket.socket | None = None
         try:
-            sock = await anyio.create_udp_socket(local_host=host, local_port=port)
+            family, *_, where = (await anyio.getaddrinfo(host, port, type=socket.SOCK_DGRAM))[0]
+            raw = socket.socket(family, socket.SOCK_DGRAM)
+            raw.setblocking(False)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            raw.bind(where)
         except OSError as exc:
+            if raw is not None:
+                raw.close()
             raise TransportError(f"{self._node_id}: cannot bind UDP {host}:{port}: {exc}") from exc
-        raw = sock.extra(SocketAttribute.raw_socket)
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock = await UDPSocket.from_socket(raw)
+        self._raw = raw
         self._socket = sock
-        self._bound = (host, sock.extra(SocketAttribute.local_port))
         self._outbox, self._outbox_out = anyio.create_memory_object_stream[tuple[bytes, Address]](
             self._queue_limit
         )
-        self._inbox = Inbox(self._inbox_limit)
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(self._send_loop, sock, self._outbox_out)
-        self._tg.start_soon(self._receive_loop, sock, self._inbox)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+        tg = await self._open_tasks(sock.extra(SocketAttribute.local_port))
+        tg.start_soon(self._send_loop, sock, self._outbox_out)
+        tg.start_soon(self._receive_loop, sock, started(self._inbox))
 
     async def aclose(self) -> None:
         """Stop both tasks and close the socket; queued datagrams are discarded."""
         if self._closed:
             return
         self._closed = True
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(None, None, None)
-        for stream in (self._outbox, self._outbox_out, self._inbox):
+        await self._close_tasks()
+        for stream in (self._outbox, self._outbox_out):
             if stream is not None:
                 stream.close()
+        self._raw = None
         if self._socket is not None:
             await self._socket.aclose()
 
@@ -232,6 +209,18 @@ class UdpTransport:
             self._counters.last_error = describe(exc)
             logger.warning("%s: dropped a message to %r: %s", self._node_id, to, exc)
             return
+        if (
+            self._raw is not None
+            and _numeric(address[0])
+            and self._outbox.statistics().current_buffer_used == 0
+        ):
+            try:
+                self._raw.sendto(datagram, address)
+            except OSError:
+                pass
+            else:
+                self._counters.sent += 1
+                return
         try:
             self._outbox.send_nowait((datagram, address))
         except anyio.WouldBlock:
@@ -248,21 +237,6 @@ class UdpTransport:
             (head, bytes([len(self._own)]), self._own, bytes([len(addressee)]), addressee, frame)
         )
         return body + hmac.digest(self._key, body, hashlib.sha256)
-
-    async def receive(self) -> Message:
-        """Wait for the next message from any peer.
-
-        :raises anyio.EndOfStream: once the transport is closed.
-        :raises ~replobj.errors.TransportError: if the transport was never started.
-        """
-        return await started(self._inbox).get()
-
-    async def receive_batch(self, limit: int = 1024) -> list[Message]:
-        """Wait for at least one message, then take up to ``limit`` already waiting.
-
-        :raises anyio.EndOfStream: once the transport is closed.
-        """
-        return await started(self._inbox).get_batch(limit)
 
     def unseal(self, datagram: bytes) -> Message:
         """Authenticate, replay-check and decode one datagram addressed to this node.
@@ -317,14 +291,25 @@ class UdpTransport:
             except OSError as exc:
                 logger.info("%s: UDP receive failed: %s", self._node_id, exc)
                 continue
-            try:
-                message = self.unseal(datagram)
-            except ProtocolError as exc:
-                self._counters.rejected += 1
-                if self._counters.rejected <= 10 or self._counters.rejected % 1000 == 0:
-                    logger.warning("%s: refused datagram from %s: %s", self._node_id, source, exc)
-                continue
-            if inbox.put_nowait(message):
-                self._counters.received += 1
-            else:
-                self._counters.rejected += 1
+            self._deliver(datagram, source, inbox)
+            raw = self._raw
+            for _ in range(256 if raw is not None else 0):
+                assert raw is not None
+                try:
+                    datagram, source = raw.recvfrom(self._max_datagram)
+                except (BlockingIOError, InterruptedError, OSError, ValueError):
+                    break
+                self._deliver(datagram, source, inbox)
+
+    def _deliver(self, datagram: bytes, source: object, inbox: Inbox) -> None:
+        try:
+            message = self.unseal(datagram)
+        except ProtocolError as exc:
+            self._counters.rejected += 1
+            if self._counters.rejected <= 10 or self._counters.rejected % 1000 == 0:
+                logger.warning("%s: refused datagram from %s: %s", self._node_id, source, exc)
+            return
+        if inbox.put_nowait(message):
+            self._counters.received += 1
+        else:
+            self._counters.rejected += 1

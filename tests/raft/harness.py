@@ -19,6 +19,7 @@ from replobj.raft import (
     AppendLog,
     ApplyEntries,
     CompactLog,
+    Entry,
     InstallSnapshot,
     LogIndex,
     Message,
@@ -126,6 +127,7 @@ class Cluster:
         self.blocked: set[tuple[NodeId, NodeId]] = set()
         self.leaders_by_term: dict[Term, NodeId] = {}
         self.delivered: list[Envelope] = []
+        self.applied_at: dict[LogIndex, tuple[NodeId, Entry]] = {}
         for node_id in ids:
             self._start(node_id, RestoredState.bootstrap(set(ids)), Store())
         for node_id in joining:
@@ -298,8 +300,10 @@ class Cluster:
         return chosen
 
     def inject(self, env: Envelope) -> None:
-        """Hand ``env`` to its destination (unless it is down or the link is blocked)."""
-        if env.dst in self.down or (env.src, env.dst) in self.blocked:
+        """Hand ``env`` to its destination (unless it is absent, down, or the link is cut)."""
+        if env.dst not in self.nodes or env.dst in self.down:
+            return
+        if (env.src, env.dst) in self.blocked:
             return
         self.delivered.append(env)
         self.nodes[env.dst].handle_message(env.message)
@@ -420,6 +424,7 @@ class Cluster:
             store.timer = action.kind
         elif isinstance(action, ApplyEntries):
             apply_entries(self.nodes[node_id], store, action)
+            self._check_state_machine_safety(node_id, action)
         elif isinstance(action, ReadReady | ReadFailed):
             store.reads.append(action)
         elif isinstance(action, SendSnapshotChunk):
@@ -462,6 +467,15 @@ class Cluster:
         keep = action.keep_log
         store.log = {i: e for i, e in store.log.items() if keep and i > action.meta.last_index}
         self.nodes[node_id].handle_snapshot_installed(action.meta)
+
+    def _check_state_machine_safety(self, node_id: NodeId, action: ApplyEntries) -> None:
+        for entry in action.entries:
+            first = self.applied_at.setdefault(entry.index, (node_id, entry))
+            if first[1] != entry:
+                raise ContractViolation(
+                    f"State Machine Safety: {node_id} applied {entry}, "
+                    f"{first[0]} applied {first[1]}"
+                )
 
     def _check_roles(self, node_id: NodeId) -> None:
         node = self.nodes[node_id]

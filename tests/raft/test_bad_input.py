@@ -1,6 +1,13 @@
-"""Bad input (issue 2): broken preconditions are refused clearly and never corrupt state."""
+"""Bad input (issue 2): broken preconditions are refused clearly and never corrupt state.
+
+Refusals are returned (falsy :class:`Refusal`), odd or malformed messages are ignored,
+and driver reports that match nothing are no-ops; each test compares the node's full
+protocol state before and after.
+"""
 
 from __future__ import annotations
+
+import contextlib
 
 import pytest
 
@@ -8,6 +15,7 @@ from replobj import errors
 from replobj.raft import (
     AppendLog,
     ClusterConfig,
+    CompactLog,
     Entry,
     NodeStatus,
     ProposalId,
@@ -47,6 +55,7 @@ def _refused(result: object, reason: RefusalReason) -> Refusal:
 
 
 def test_propose_on_follower_is_refused_with_the_leader_hint() -> None:
+    """Only the leader appends (§5.3); a follower refuses NOT_LEADER and names the leader."""
     cluster = _elected()
     follower = cluster.node("b")
     before = _fingerprint(follower)
@@ -57,6 +66,7 @@ def test_propose_on_follower_is_refused_with_the_leader_hint() -> None:
 
 
 def test_propose_without_known_leader_is_refused_no_leader() -> None:
+    """With no leader known the refusal is NO_LEADER and carries no hint."""
     cluster = Cluster(ABC)
     refusal = _refused(cluster.node("a").propose(b"x"), RefusalReason.NO_LEADER)
     assert refusal.leader is None
@@ -64,6 +74,7 @@ def test_propose_without_known_leader_is_refused_no_leader() -> None:
 
 
 def test_membership_change_on_follower_is_refused() -> None:
+    """Membership changes go through the leader only."""
     cluster = _elected()
     follower = cluster.node("c")
     assert _refused(follower.add_member("d"), RefusalReason.NOT_LEADER).leader == "a"
@@ -71,6 +82,7 @@ def test_membership_change_on_follower_is_refused() -> None:
 
 
 def test_second_membership_change_while_one_is_in_flight_is_refused() -> None:
+    """Pitfall 14: one change at a time; the next one is accepted once the first is done."""
     cluster = _elected()
     leader = cluster.node("a")
     assert isinstance(leader.add_member("d"), ProposalId)
@@ -95,6 +107,7 @@ def test_second_membership_change_while_one_is_in_flight_is_refused() -> None:
     ],
 )
 def test_invalid_membership_change_is_refused(change: object, why: str) -> None:
+    """Changes that make no sense are refused INVALID_CONFIG_CHANGE, saying why."""
     cluster = _elected()
     leader = cluster.node("a")
     before = _fingerprint(leader)
@@ -106,6 +119,7 @@ def test_invalid_membership_change_is_refused(change: object, why: str) -> None:
 
 
 def test_adding_an_existing_learner_and_removing_the_last_voter_are_refused() -> None:
+    """A learner cannot be added twice; the last voter cannot be removed."""
     cluster = _elected()
     leader = cluster.node("a")
     assert isinstance(leader.add_member("d", promote=False), ProposalId)
@@ -123,6 +137,7 @@ def test_adding_an_existing_learner_and_removing_the_last_voter_are_refused() ->
 
 
 def test_stale_term_messages_change_nothing() -> None:
+    """§5.1: every kind of message from an older term is harmless."""
     cluster = _elected()
     cluster.heartbeat("a")
     follower = cluster.node("b")
@@ -144,6 +159,7 @@ def test_stale_term_messages_change_nothing() -> None:
 
 
 def test_messages_from_unknown_senders_do_not_corrupt_the_leader() -> None:
+    """Replies from a node outside the configuration are ignored."""
     cluster = _elected()
     leader = cluster.node("a")
     term = leader.term
@@ -163,6 +179,7 @@ def test_messages_from_unknown_senders_do_not_corrupt_the_leader() -> None:
 
 
 def test_append_entries_far_beyond_the_log_is_rejected_without_change() -> None:
+    """§5.3: a prev_index beyond the log fails the consistency check; nothing is stored."""
     cluster = _elected()
     follower = cluster.node("b")
     before = _fingerprint(follower)
@@ -177,6 +194,7 @@ def test_append_entries_far_beyond_the_log_is_rejected_without_change() -> None:
 
 
 def test_malformed_messages_are_ignored_and_counted() -> None:
+    """Messages no correct peer sends are dropped before touching state, and counted."""
     cluster = _elected()
     follower = cluster.node("b")
     term = follower.term
@@ -219,6 +237,7 @@ def test_replies_claiming_more_than_the_leader_has_do_not_corrupt_progress() -> 
 
 
 def test_snapshot_reply_for_an_unknown_snapshot_is_ignored() -> None:
+    """A snapshot reply while no snapshot is being sent leaves the peer's progress alone."""
     cluster = _elected()
     leader = cluster.node("a")
     term = leader.term
@@ -228,6 +247,7 @@ def test_snapshot_reply_for_an_unknown_snapshot_is_ignored() -> None:
 
 
 def test_unexpected_driver_reports_are_ignored() -> None:
+    """Driver reports that match nothing in flight (install, persist, snapshot) are no-ops."""
     cluster = _elected()
     node = cluster.node("b")
     before = _fingerprint(node)
@@ -241,6 +261,7 @@ def test_unexpected_driver_reports_are_ignored() -> None:
 
 
 def test_timeout_now_for_a_learner_or_leader_does_nothing() -> None:
+    """§3.10: TimeoutNow makes only a voting follower campaign."""
     cluster = _elected()
     leader = cluster.node("a")
     cluster.send("b", "a", msg.TimeoutNow(leader.term, "b"))
@@ -255,6 +276,7 @@ def test_timeout_now_for_a_learner_or_leader_does_nothing() -> None:
 
 
 def test_options_reject_nonsense_limits() -> None:
+    """Options validate in their constructor and name the bad field."""
     for field in ("max_append_entries", "snapshot_chunk_bytes", "election_ticks"):
         with pytest.raises(ValueError, match=field):
             RaftOptions(**{field: 0})  # type: ignore[arg-type]
@@ -264,6 +286,7 @@ def test_options_reject_nonsense_limits() -> None:
 
 @pytest.mark.parametrize("reason", list(RefusalReason), ids=lambda r: r.value)
 def test_error_for_refusal_maps_every_reason(reason: RefusalReason) -> None:
+    """Every RefusalReason maps to its replobj.errors exception, keeping message and hint."""
     expected = {
         RefusalReason.NOT_LEADER: errors.NotLeaderError,
         RefusalReason.NO_LEADER: errors.NoLeaderError,
@@ -283,6 +306,7 @@ def test_error_for_refusal_maps_every_reason(reason: RefusalReason) -> None:
 
 
 def test_value_types_validate_in_their_constructor() -> None:
+    """Value types refuse impossible states when built (h11 style)."""
     with pytest.raises(ValueError, match="index 1"):
         Entry(1, 0)
     with pytest.raises(ValueError, match="term"):
@@ -302,6 +326,7 @@ def test_value_types_validate_in_their_constructor() -> None:
 
 
 def test_restored_entries_must_follow_the_snapshot() -> None:
+    """A restored log that does not start right after its snapshot is refused at startup."""
     config = ClusterConfig(voters=frozenset(ABC))
     bad = RestoredState(snapshot=SnapshotMeta(5, 1, config), entries=(Entry(1, 3),))
     with pytest.raises(ValueError, match="right after the snapshot"):
@@ -309,8 +334,38 @@ def test_restored_entries_must_follow_the_snapshot() -> None:
 
 
 def test_stale_read_request_gets_a_negative_reply() -> None:
+    """A ReadIndexRequest from an older term is answered negatively (the follower retries)."""
     cluster = _elected()
     cluster.heartbeat("a")
     term = cluster.node("a").term
     actions = cluster.send("b", "a", msg.ReadIndexRequest(term - 1, "b", 8))
     assert [(m.request_id, m.ok) for m in sent(actions, msg.ReadIndexReply)] == [(8, False)]
+
+
+def test_empty_proposal_batch_appends_nothing() -> None:
+    """``propose_batch([])`` must not emit an empty AppendLog (whose obligation refers to
+    ``entries[0]`` and ``entries[-1]``); it returns no ids (or refuses) and changes nothing."""
+    cluster = _elected()
+    leader = cluster.node("a")
+    before = _fingerprint(leader)
+    result = leader.propose_batch([])
+    assert result == [] or isinstance(result, Refusal)
+    actions = leader.take_actions()
+    assert all(a.entries for a in of_type(actions, AppendLog)), actions
+    assert _fingerprint(leader) == before
+
+
+def test_snapshot_taken_with_a_meta_that_does_not_match_the_log_changes_nothing() -> None:
+    """``handle_snapshot_taken`` with metadata that contradicts the log (wrong term) breaks a
+    precondition: it may raise, but must not compact the log under a false term."""
+    cluster = _elected()
+    leader = cluster.node("a")
+    index = leader.applied_index - 1
+    true_term = leader.term_at(index)
+    assert true_term is not None
+    forged = SnapshotMeta(index, true_term + 5, leader.config)
+    with contextlib.suppress(ValueError, errors.ReplObjError):
+        leader.handle_snapshot_taken(forged)
+    assert leader.snapshot != forged
+    assert leader.term_at(index) == true_term
+    assert not of_type(leader.take_actions(), CompactLog)

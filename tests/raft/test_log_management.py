@@ -361,14 +361,16 @@ def test_heartbeat_is_sent_even_when_the_pipeline_is_full() -> None:
 
 
 def test_batched_proposals_share_one_append_and_one_message() -> None:
-    """Proposals queued before take_actions leave as one AppendLog and one message each."""
+    """Proposals queued before take_actions leave as one AppendLog and one message each
+    (core contract: take_actions is the flush point where queued proposals become "one
+    AppendLog + one AppendEntries per follower"), so the driver does one durable write."""
     cluster = _elected()
     leader = cluster.node("a")
     for payload in PAYLOADS[:4]:
         leader.propose(payload)
     actions = cluster.drain("a")
     appends = of_type(actions, AppendLog)
-    assert sum(len(a.entries) for a in appends) == 4
+    assert [len(a.entries) for a in appends] == [4]
     assert len(sent(actions, AppendEntries, to="b")) == 1
 
 
@@ -473,3 +475,50 @@ def test_7_messages_are_ignored_while_a_snapshot_is_being_installed() -> None:
     assert len(of_type(actions, InstallSnapshot)) == 1
     assert node.snapshot == meta
     assert node.last_index == 5
+
+
+def test_7_member_added_after_compaction_gets_the_snapshot_then_is_promoted() -> None:
+    """A node added once the log prefix is compacted is brought up by InstallSnapshot (its
+    configuration comes from the snapshot), then promoted once caught up."""
+    cluster = Cluster(ABC, joining=["d"], options=RaftOptions(snapshot_chunk_bytes=64))
+    cluster.elect("a")
+    cluster.commit("a", PAYLOADS)
+    cluster.take_snapshot("a")
+    assert isinstance(cluster.node("a").add_member("d"), ProposalId)
+    cluster.drain("a")
+    cluster.deliver_all()
+    for _ in range(4):
+        cluster.heartbeat("a")
+    newcomer = cluster.node("d")
+    assert of_type(cluster.trace("d"), InstallSnapshot)
+    assert cluster.applied_payloads("d") == PAYLOADS
+    assert newcomer.config == ClusterConfig(voters=frozenset("abcd"))
+    assert cluster.node("a").config == newcomer.config
+
+
+def test_7_new_snapshot_mid_transfer_restarts_the_transfer() -> None:
+    """If the leader replaces its snapshot while streaming the old one, the follower's
+    staging restarts at offset 0 with the new snapshot and the install completes."""
+    options = RaftOptions(snapshot_chunk_bytes=24)
+    cluster = _elected(options)
+    cluster.isolate("c")
+    cluster.commit("a", PAYLOADS[:6])
+    first = cluster.take_snapshot("a")
+    cluster.heal()
+    for _ in range(30):
+        if [e for e in cluster.delivered if isinstance(e.message, msg.InstallSnapshot)]:
+            break
+        if not cluster.deliver(where=lambda e: "c" in (e.src, e.dst), limit=1):
+            cluster.timeout("a")
+    staged = of_type(cluster.trace("c"), WriteSnapshotChunk)
+    assert [w.meta for w in staged] == [first]
+    cluster.isolate("c")
+    cluster.commit("a", PAYLOADS[6:])
+    second = cluster.take_snapshot("a")
+    assert second.last_index > first.last_index
+    cluster.heal()
+    for _ in range(4):
+        cluster.heartbeat("a")
+    assert cluster.node("c").snapshot == second
+    assert [i.meta for i in of_type(cluster.trace("c"), InstallSnapshot)] == [second]
+    assert cluster.applied_payloads("c") == PAYLOADS

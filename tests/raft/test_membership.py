@@ -267,3 +267,52 @@ def test_thesis_4_3_one_change_at_a_time() -> None:
         assert isinstance(attempt, Refusal)
         assert attempt.reason is RefusalReason.CONFIG_CHANGE_IN_PROGRESS
     assert leader.last_index == last
+
+
+def test_thesis_4_3_new_leader_finishes_an_interrupted_joint_change() -> None:
+    """§4.3: a leader elected while C_old,new is in the log completes the change (appends
+    C_new) so the cluster never stays joint; its election needed both majorities."""
+    cluster = Cluster(["a", "b", "c", "d"])
+    cluster.elect("a")
+    assert isinstance(cluster.node("a").remove_member("d"), ProposalId)
+    cluster.drain("a")
+    cluster.deliver_all(kind=AppendEntries)
+    cluster.crash("a")
+    cluster.network.clear()
+    assert cluster.node("b").config.is_joint
+    cluster.elect("b")
+    cluster.heartbeat("b")
+    final = ClusterConfig(voters=frozenset("abc"))
+    assert cluster.node("b").config == final
+    assert cluster.node("c").config == final
+
+
+def test_thesis_4_2_2_leader_of_two_removes_itself() -> None:
+    """Removing the leader of a two-node cluster leaves the other node leading alone."""
+    cluster = Cluster(["a", "b"])
+    cluster.elect("a")
+    assert isinstance(cluster.node("a").remove_member("a"), ProposalId)
+    cluster.drain("a")
+    cluster.deliver_all()
+    cluster.heartbeat("b")
+    assert cluster.node("b").role is Role.LEADER
+    assert cluster.node("b").config == ClusterConfig(voters=frozenset("b"))
+    assert cluster.node("a").role is Role.FOLLOWER
+    cluster.commit("b", [b"alone"])
+    assert cluster.applied_payloads("b") == [b"alone"]
+
+
+def test_thesis_4_1_restarted_node_uses_the_latest_config_in_its_log() -> None:
+    """§4.1: the configuration in effect is the latest in the log, committed or not, also
+    after a restart from durable state."""
+    grown = ClusterConfig(voters=frozenset("abc"), learners=frozenset("d"))
+    state = RestoredState(
+        HardState(1, None),
+        SnapshotMeta(config=ClusterConfig(voters=frozenset("abc"))),
+        (Entry(1, 1, EntryKind.NOOP), Entry(1, 2, EntryKind.CONFIG, grown.encode())),
+    )
+    cluster = Cluster.from_states(dict.fromkeys("abc", state))
+    assert cluster.node("a").config == grown
+    assert cluster.node("a").commit_index == 0
+    cluster.elect("a")
+    assert cluster.node("a").status().peers.keys() == {"b", "c", "d"}

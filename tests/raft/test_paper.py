@@ -160,6 +160,18 @@ def test_5_2_vote_saved_before_reply_is_sent() -> None:
     assert save < reply
 
 
+def test_5_2_granting_a_vote_resets_the_election_timer_denying_does_not() -> None:
+    """Figure 2 (followers): convert to candidate if the election timeout elapses "without
+    receiving AppendEntries RPC from current leader or granting vote to candidate"."""
+    cluster = Cluster.from_states({n: restored(ABC, term=2) for n in ABC}, options=PAPER)
+    granted = cluster.send("b", "a", RequestVote(2, "b", 0, 0))
+    assert [r.granted for r in sent(granted, RequestVoteReply)] == [True]
+    assert ResetTimer(TimerKind.ELECTION) in granted
+    denied = cluster.send("c", "a", RequestVote(2, "c", 0, 0))
+    assert [r.granted for r in sent(denied, RequestVoteReply)] == [False]
+    assert ResetTimer(TimerKind.ELECTION) not in denied
+
+
 def test_5_2_candidate_with_majority_becomes_leader_and_asserts_authority() -> None:
     """§5.2: "A candidate wins an election if it receives votes from a majority ... Once a
     candidate wins, it becomes leader. It then sends heartbeat messages to all of the
@@ -597,3 +609,21 @@ def test_5_5_restarted_follower_is_brought_up_to_date() -> None:
     cluster.heartbeat("a")
     assert cluster.node("c").last_index == cluster.node("a").last_index
     assert cluster.applied_payloads("c") == [b"p", b"q"]
+
+
+def test_5_3_reordered_appends_converge_without_harm() -> None:
+    """§5.3/§5.5: messages may arrive out of order; a later AppendEntries arriving first is
+    refused by the consistency check and the log still converges to the leader's."""
+    cluster = _elected(RaftOptions(pre_vote=False, max_append_entries=1))
+    for payload in (b"1", b"2", b"3", b"4"):
+        cluster.node("a").propose(payload)
+    cluster.drain("a")
+    to_b = cluster.drop(kind=AppendEntries, to="b")
+    assert len(to_b) >= 2
+    for env in reversed(to_b):
+        cluster.inject(env)
+    cluster.deliver_all()
+    cluster.heartbeat("a")
+    cluster.heartbeat("a")
+    assert cluster.applied_payloads("b") == [b"1", b"2", b"3", b"4"]
+    assert cluster.node("a").commit_index == cluster.node("a").last_index

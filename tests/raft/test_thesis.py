@@ -401,3 +401,55 @@ def test_thesis_6_4_negative_read_index_reply_fails_the_forwarded_read() -> None
     assert [(type(r), r.request_id) for r in cluster.stores["b"].reads] == [(ReadFailed, 5)]
     cluster.send("a", "b", ReadIndexReply(follower.term, "a", 5, 9, True))
     assert len(cluster.stores["b"].reads) == 1
+
+
+def test_thesis_6_4_new_leader_is_not_confirmed_by_echoes_of_the_old_leaders_rounds() -> None:
+    """§6.4: a read is confirmed by heartbeats sent after it arrived. A follower must echo the
+    new leader's round numbers, not a higher number left over from the previous leader."""
+    cluster = _elected()
+    for _ in range(8):
+        cluster.heartbeat("a")
+    cluster.isolate("a")
+    cluster.elect("b")
+    cluster.timeout("b")
+    cluster.deliver(kind=AppendEntries, to="c")
+    old_acks = cluster.drop(kind=AppendEntriesReply, src="c")
+    assert old_acks
+    cluster.node("b").read_index(1)
+    cluster.drain("b")
+    cluster.drop(src="b")
+    for env in old_acks:
+        cluster.inject(env)
+    assert not cluster.stores["b"].reads
+
+
+def test_thesis_4_2_3_leader_deposed_by_check_quorum_is_not_sticky() -> None:
+    """§4.2.3 ignores votes only "within the minimum election timeout of hearing from a
+    current leader". A leader that stepped down for lack of a quorum knows no current
+    leader, so it must help elect one at once (as etcd does), not stall for a timeout."""
+    for pre_vote in (True, False):
+        options = RaftOptions(election_ticks=2, pre_vote=pre_vote)
+        cluster = _elected(options)
+        deposed = cluster.node("a")
+        cluster.isolate("a")
+        for _ in range(2 * options.election_ticks):
+            cluster.timeout("a")
+            if deposed.role is not Role.LEADER:
+                break
+        assert deposed.role is Role.FOLLOWER
+        assert deposed.leader is None
+        cluster.heal()
+        cluster.network.clear()
+        term = deposed.term
+        request = RequestVote(term + 1, "b", deposed.last_index, deposed.last_term, pre_vote)
+        replies = sent(cluster.send("b", "a", request), RequestVoteReply)
+        assert [r.granted for r in replies] == [True], pre_vote
+
+
+def test_thesis_6_4_single_node_read_needs_no_round_trip() -> None:
+    """A single voter is its own quorum: a read is ready as soon as its no-op committed."""
+    cluster = Cluster(["solo"])
+    cluster.elect("solo")
+    assert cluster.node("solo").read_index(1) is None
+    cluster.drain("solo")
+    assert cluster.stores["solo"].reads == [ReadReady(1, cluster.node("solo").commit_index)]

@@ -43,6 +43,10 @@ def test_fresh_store_is_empty(harness: StoreHarness) -> None:
     assert store.snapshot_size() == 0
     assert store.read_snapshot_chunk(0, 100) == b""
     assert store.entries(1, 1) == []
+    assert not WriteBatch()
+    store.write(WriteBatch())
+    store.sync()
+    assert harness.restart().load() == RestoredState()
 
 
 def test_appended_entries_read_back_exactly(harness: StoreHarness) -> None:

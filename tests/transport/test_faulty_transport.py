@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 from transport_helpers import SECRET, receive_n, resend_until_received
-from wire_strategies import sample_messages
+from wire_strategies import KINDS, sample_messages
 
 from replobj.raft.messages import Message, TimeoutNow
 from replobj.transport.base import Transport
@@ -102,7 +102,7 @@ async def test_wraps_tcp_transport(ports: list[int]) -> None:
             a.send("b", msg)
         got: list[Message] = []
         with anyio.fail_after(5):
-            while len(got) < 9:
+            while len(got) < KINDS:
                 msg = await b.receive()
                 if msg != TimeoutNow(1, "a"):
                     got.append(msg)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import struct
+import subprocess
 import tracemalloc
+from pathlib import Path
 
 import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 from transport_helpers import SECRET, receive_n, resend_until_received, wait_until
-from wire_strategies import sample_messages
+from wire_strategies import KINDS, sample_messages
 
 from replobj.errors import AuthenticationError, TransportError, VersionMismatchError
 from replobj.raft.messages import AppendEntries, Message, TimeoutNow
@@ -42,10 +45,10 @@ async def test_two_transports_exchange_every_kind(ports: list[int]) -> None:
             a.send("b", msg)
         for msg in sample_messages("b"):
             b.send("a", msg)
-        assert await receive_n(b, 9) == sample_messages("a")
-        assert await receive_n(a, 9) == sample_messages("b")
-        await wait_until(lambda: a.stats.sent == 9 and b.stats.sent == 9, "sent counters")
-        assert b.stats.received == 9
+        assert await receive_n(b, KINDS) == sample_messages("a")
+        assert await receive_n(a, KINDS) == sample_messages("b")
+        await wait_until(lambda: a.stats.sent == b.stats.sent == KINDS, "sent counters")
+        assert b.stats.received == KINDS
         assert a.stats.rejected == b.stats.rejected == 0
 
 
@@ -61,7 +64,7 @@ async def test_three_transports_all_pairs(ports: list[int]) -> None:
                     for msg in sample_messages(src):
                         t.send(dst, msg)
         for dst, t in nodes.items():
-            got = await receive_n(t, 18)
+            got = await receive_n(t, 2 * KINDS)
             senders = sorted({m.sender for m in got})
             assert senders == sorted(set(names) - {dst})
             for src in senders:
@@ -204,3 +207,50 @@ def test_secret_required_off_loopback() -> None:
     with pytest.raises(TransportError, match=r"10\.9\.9\.9"):
         t.update_peers({"b": ("10.9.9.9", 7001)})
     TcpTransport("a", ("0.0.0.0", 7000), {}, secret=SECRET)
+
+
+def _tls_contexts(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=replobj",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+    return server, client
+
+
+async def test_tls_links_carry_every_kind(ports: list[int], tmp_path: Path) -> None:
+    print(f"certificates in {tmp_path}")
+    server, client = _tls_contexts(tmp_path)
+    pa, pb, _ = ports
+    tls = {"secret": SECRET, "server_ssl": server, "client_ssl": client}
+    async with _tcp("a", pa, {"b": pb}, **tls) as a, _tcp("b", pb, {"a": pa}, **tls) as b:
+        for msg in sample_messages("a"):
+            a.send("b", msg)
+        assert await receive_n(b, KINDS) == sample_messages("a")
+    async with _tcp("c", pb, {"a": pa}, secret=SECRET) as plain, _tcp("a", pa, {}, **tls) as a:
+        plain.send("a", TimeoutNow(1, "c"))
+        await wait_until(lambda: a.stats.rejected >= 1, "TLS listener to refuse a plain peer")
+        assert a.stats.received == 0
+
+
+async def test_silent_connections_cannot_exhaust_the_listener(ports: list[int]) -> None:
+    pa, pb, _ = ports
+    strict = {"max_pending_handshakes": 2, "handshake_timeout": 0.3}
+    async with (
+        _tcp("a", pa, {}, secret=SECRET, **strict) as a,
+        _tcp("b", pb, {"a": pa}, secret=SECRET, backoff=(0.01, 0.05)) as b,
+    ):
+        silent = [await anyio.connect_tcp("127.0.0.1", pa) for _ in range(3)]
+        try:
+            await wait_until(lambda: a.stats.rejected >= 1, "the third silent peer to be refused")
+            assert await resend_until_received(b, "a", a, TimeoutNow(1, "b")) == TimeoutNow(1, "b")
+            assert a.stats.rejected >= 3
+        finally:
+            for stream in silent:
+                await stream.aclose()

@@ -9,7 +9,7 @@ import anyio
 import pytest
 from conftest import free_port
 from transport_helpers import SECRET, receive_n, resend_until_received, wait_until
-from wire_strategies import sample_messages
+from wire_strategies import KINDS, sample_messages
 
 from replobj.errors import ProtocolError, TransportError
 from replobj.raft.messages import AppendEntries, TimeoutNow
@@ -47,7 +47,7 @@ async def test_three_transports_exchange_every_kind(udp_ports: list[int]) -> Non
                     for msg in sample_messages(src):
                         t.send(dst, msg)
         for dst, t in nodes.items():
-            got = await receive_n(t, 18)
+            got = await receive_n(t, 2 * KINDS)
             for src in set(names) - {dst}:
                 assert [m for m in got if m.sender == src] == sample_messages(src)
             assert t.stats.rejected == 0

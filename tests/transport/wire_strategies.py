@@ -5,19 +5,23 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from replobj.raft.messages import (
+    MESSAGE_TYPES,
     AppendEntries,
     AppendEntriesReply,
     InstallSnapshot,
     InstallSnapshotReply,
     Message,
+    ProposeReply,
+    ProposeRequest,
     ReadIndexReply,
     ReadIndexRequest,
     RequestVote,
     RequestVoteReply,
     TimeoutNow,
 )
-from replobj.raft.types import ClusterConfig, Entry, EntryKind, SnapshotMeta
+from replobj.raft.types import ClusterConfig, Entry, EntryKind, RefusalReason, SnapshotMeta
 
+KINDS = len(MESSAGE_TYPES)
 counts = st.integers(min_value=0, max_value=2**64 - 1)
 positive = st.integers(min_value=1, max_value=2**64 - 1)
 signed = st.integers(min_value=-(2**63), max_value=2**64 - 1)
@@ -38,6 +42,7 @@ def configs(draw: st.DrawFn) -> ClusterConfig:
     return ClusterConfig(voters, learners, old, promote)
 
 
+refusals = ["", *(reason.value for reason in RefusalReason)]
 metas = st.builds(SnapshotMeta, counts, counts, configs())
 
 messages: st.SearchStrategy[Message] = st.one_of(
@@ -63,6 +68,16 @@ messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(TimeoutNow, counts, names),
     st.builds(ReadIndexRequest, counts, names, signed),
     st.builds(ReadIndexReply, counts, names, signed, counts, st.booleans()),
+    st.builds(
+        ProposeRequest,
+        counts,
+        names,
+        signed,
+        st.lists(st.binary(max_size=32), max_size=4).map(tuple),
+    ),
+    st.builds(
+        ProposeReply, counts, names, signed, counts, counts, signed, st.sampled_from(refusals)
+    ),
 )
 
 
@@ -81,4 +96,6 @@ def sample_messages(sender: str) -> list[Message]:
         TimeoutNow(5, sender),
         ReadIndexRequest(5, sender, 77),
         ReadIndexReply(5, sender, 77, 12, ok=True),
+        ProposeRequest(5, sender, 78, (b"cmd-1", b"", b"\xff" * 40)),
+        ProposeReply(5, sender, 78, 5, 13, 3, refusal=""),
     ]

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from rocksdict import AccessType, ColumnFamily, Options, Rdict, WriteOptions
+from rocksdict import AccessType, ColumnFamily, DBRecoveryMode, Options, Rdict, WriteOptions
 from rocksdict import WriteBatch as RocksBatch
 
 from replobj.errors import CorruptStorageError, StorageError
@@ -35,9 +35,12 @@ SyncMode = Literal["flush_wal", "sync_write"]
 
 
 def _raw_options() -> Options:
+    """Raw bytes keys and values; after a crash, replay the WAL up to its first torn record."""
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     options.create_missing_column_families(True)
+    options.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
+    options.set_keep_log_file_num(4)
     return options
 
 

@@ -1,0 +1,65 @@
+"""``current_entry()``: the log entry a command is being applied from.
+
+Commands must be deterministic: every replica applies the same entries in the same
+order and must reach the same state. Instead of reading the local clock a command
+asks :func:`current_entry` for the entry's index, term and the timestamp the leader
+assigned when it proposed the command; these are identical on every replica.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from .errors import NoCurrentEntryError
+from .raft.types import LogIndex, Term
+
+__all__ = ["EntryInfo", "applying", "current_entry"]
+
+
+@dataclass(frozen=True, slots=True)
+class EntryInfo:
+    """The entry a command is applied from.
+
+    :param index: the entry's log index (unique and increasing; usable as an id).
+    :param term: the term of the leader that proposed it.
+    :param timestamp: seconds since the epoch on the proposing leader's clock; never
+        decreases from one command to the next (the state machine clamps it).
+    """
+
+    index: LogIndex
+    term: Term
+    timestamp: float
+
+
+_current: ContextVar[EntryInfo | None] = ContextVar("replobj_current_entry", default=None)
+
+
+def current_entry() -> EntryInfo:
+    """The entry the running command is applied from.
+
+    :raises ~replobj.errors.NoCurrentEntryError: outside a command (in a query, or in
+        code that is not being applied by a node).
+    """
+    info = _current.get()
+    if info is None:
+        raise NoCurrentEntryError(
+            "current_entry() is only available inside a command while a node applies it; "
+            "queries and code outside commands must not depend on it"
+        )
+    return info
+
+
+@contextmanager
+def applying(info: EntryInfo | None) -> Iterator[None]:
+    """Make ``info`` the :func:`current_entry` for the duration of the block.
+
+    ``None`` hides any outer entry (used to run queries).
+    """
+    token = _current.set(info)
+    try:
+        yield
+    finally:
+        _current.reset(token)

@@ -1,0 +1,397 @@
+"""The runtime: drives one :class:`~replobj.raft.RaftNode` with real time, storage and network.
+
+Rule of this module: it is the only place with tasks, clocks and I/O. It owns the core
+and executes its actions in order, honouring their obligations:
+
+* group commit — every ``AppendLog``/``SaveHardState``/``CompactLog`` of one drain goes
+  into one storage batch; appends are synced by a background task (one fsync covers
+  every batch written before it, in a worker thread so the event loop keeps running)
+  and reported back with ``handle_log_persisted``; a hard-state change is synced before
+  any message that follows it is sent;
+* the single timer the core asks for (randomised election timeout, fixed heartbeat);
+* snapshots: taken when the log since the last one passes a threshold, streamed to
+  lagging followers in chunks, installed atomically on receipt.
+
+It knows nothing of replicated objects: committed command entries go to an
+``apply`` callback, snapshots to and from a :class:`Snapshotter`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import anyio
+import anyio.abc
+
+from . import errors
+from .raft import actions as act
+from .raft.messages import InstallSnapshot as InstallSnapshotMessage
+from .raft.node import RaftNode
+from .raft.types import Entry, EntryKind, LogIndex, ProposalId, Refusal, Role, SnapshotMeta
+from .storage.protocol import SnapshotWriter, Storage, WriteBatch
+from .transport.base import Transport
+from .waiting import IndexWaiters, Pending
+
+logger = logging.getLogger("replobj")
+
+
+class Snapshotter(Protocol):
+    """What the runtime needs from the state machine to take and install snapshots."""
+
+    def snapshot(self) -> bytes:
+        """Serialise the whole applied state."""
+        ...
+
+    def restore(self, data: bytes) -> None:
+        """Replace the applied state with ``data`` (from :meth:`snapshot` on some replica)."""
+        ...
+
+
+ApplyCallback = Callable[[Entry], object]
+"""Applies one committed COMMAND entry; its return value resolves the matching proposal."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeOptions:
+    """Timing and snapshot settings of a node.
+
+    The election timeout is drawn uniformly from ``[election_timeout, 2 *
+    election_timeout)``; it must stay well above event-loop stalls (GC, big snapshots)
+    or busy nodes call spurious elections.
+    """
+
+    election_timeout: float = 1.0
+    heartbeat_interval: float = 0.1
+    snapshot_entries: int = 20_000
+    """Take a snapshot once this many entries were applied since the last one."""
+    snapshot_chunk_bytes: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_interval <= 0 or self.election_timeout <= self.heartbeat_interval:
+            raise ValueError("need 0 < heartbeat_interval < election_timeout")
+        if self.snapshot_entries < 1:
+            raise ValueError("snapshot_entries must be at least 1")
+
+    @property
+    def election_ticks(self) -> int:
+        """Heartbeats per election timeout (the core counts time in heartbeats)."""
+        return max(2, math.ceil(self.election_timeout / self.heartbeat_interval))
+
+
+class ProposalOutcome:
+    """What became of a proposal: the apply callback's return value, or why it never applied."""
+
+    __slots__ = ("applied", "value")
+
+    def __init__(self, applied: bool, value: object) -> None:
+        self.applied = applied
+        self.value = value
+
+
+class RaftRuntime:
+    """Runs a Raft core against a storage and a transport until cancelled.
+
+    :param raft: the core, restored from ``storage``.
+    :param storage: the node's durable store.
+    :param transport: started by the caller.
+    :param apply: applies a committed COMMAND entry and returns its result.
+    :param snapshotter: the state machine's snapshot/restore.
+    :param options: timing and snapshot settings.
+    :param seed: seed of the election-timeout jitter (tests); ``None`` for OS randomness.
+    """
+
+    def __init__(
+        self,
+        raft: RaftNode,
+        storage: Storage,
+        transport: Transport,
+        apply: ApplyCallback,
+        snapshotter: Snapshotter,
+        options: RuntimeOptions | None = None,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        self.raft = raft
+        self.storage = storage
+        self.transport = transport
+        self.options = options or RuntimeOptions()
+        self._apply = apply
+        self._snapshotter = snapshotter
+        self._rng = random.Random(seed)
+        self._kick = anyio.Event()
+        self._sync_wanted = anyio.Event()
+        self._timer_changed = anyio.Event()
+        self._deadline = math.inf
+        self._written: tuple[LogIndex, int] | None = None
+        self._incoming: SnapshotWriter | None = None
+        self._proposals: dict[LogIndex, tuple[int, Pending[ProposalOutcome]]] = {}
+        self._reads: dict[int, Pending[LogIndex]] = {}
+        self._next_read = 0
+        self.applied = IndexWaiters(raft.applied_index)
+        self.role_changed = anyio.Event()
+        self.failure: BaseException | None = None
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Drive the node until cancelled; raises if storage fails (the node must stop)."""
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._receive_loop)
+            tasks.start_soon(self._timer_loop)
+            tasks.start_soon(self._sync_loop)
+            tasks.start_soon(self._drive_loop)
+            task_status.started()
+
+    def kick(self) -> None:
+        """Ask the driver to drain the core's actions soon (after an input)."""
+        self._kick.set()
+
+    async def _drive_loop(self) -> None:
+        while True:
+            await self._kick.wait()
+            self._kick = anyio.Event()
+            await self._execute(self.raft.take_actions())
+            self._maybe_snapshot()
+
+    async def _receive_loop(self) -> None:
+        while True:
+            try:
+                batch = await self.transport.receive_batch()
+            except anyio.EndOfStream:
+                return
+            for message in batch:
+                self.raft.handle_message(message)
+            self.kick()
+
+    async def _timer_loop(self) -> None:
+        while True:
+            delay = self._deadline - anyio.current_time()
+            if delay > 0:
+                with anyio.move_on_after(delay):
+                    await self._timer_changed.wait()
+                if self._timer_changed.is_set():
+                    self._timer_changed = anyio.Event()
+                    continue
+            if anyio.current_time() >= self._deadline:
+                self._deadline = math.inf
+                self.raft.handle_timeout()
+                self.kick()
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await self._sync_wanted.wait()
+            self._sync_wanted = anyio.Event()
+            target = self._written
+            await self._sync()
+            if target is not None:
+                self.raft.handle_log_persisted(*target)
+                self.kick()
+
+    async def _sync(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self.storage.sync)
+        except errors.StorageError as exc:
+            self.failure = exc
+            logger.critical("storage sync failed, stopping the node: %s", exc)
+            raise
+
+    # ------------------------------------------------------------------ actions
+
+    async def _execute(self, actions: list[act.Action]) -> None:
+        batch = WriteBatch()
+        hard_state_unsynced = False
+        for action in actions:
+            if isinstance(action, act.Send):
+                if hard_state_unsynced:
+                    self._write(batch)
+                    batch = WriteBatch()
+                    await self._sync()
+                    hard_state_unsynced = False
+                self.transport.send(action.to, action.message)
+            elif isinstance(action, act.AppendLog):
+                batch.append(action.entries)
+                last = action.entries[-1]
+                self._written = (last.index, last.term)
+            elif isinstance(action, act.SaveHardState):
+                from .raft.types import HardState
+
+                batch.set_hard_state(HardState(action.term, action.voted_for))
+                hard_state_unsynced = True
+            elif isinstance(action, act.CompactLog):
+                pass  # committing the snapshot already compacted the stored log
+            else:
+                self._write(batch)
+                batch = WriteBatch()
+                await self._execute_other(action)
+        self._write(batch)
+        if hard_state_unsynced:
+            await self._sync()
+
+    def _write(self, batch: WriteBatch) -> None:
+        if not batch:
+            return
+        self.storage.write(batch)
+        if batch.operations:
+            self._sync_wanted.set()
+
+    async def _execute_other(self, action: act.Action) -> None:
+        if isinstance(action, act.ResetTimer):
+            self._arm_timer(action.kind)
+        elif isinstance(action, act.ApplyEntries):
+            self._apply_entries(action.entries)
+        elif isinstance(action, act.ReadReady):
+            pending = self._reads.pop(action.request_id, None)
+            if pending is not None:
+                pending.set(action.read_index)
+        elif isinstance(action, act.ReadFailed):
+            pending = self._reads.pop(action.request_id, None)
+            if pending is not None:
+                pending.fail(errors.ReadFailedError(f"read not confirmed: {action.reason}"))
+        elif isinstance(action, act.SendSnapshotChunk):
+            self._send_snapshot_chunk(action)
+        elif isinstance(action, act.WriteSnapshotChunk):
+            self._stage_snapshot_chunk(action)
+        elif isinstance(action, act.InstallSnapshot):
+            await self._install_snapshot(action)
+        elif isinstance(action, act.RoleChanged):
+            logger.info(
+                "%s is %s in term %d (leader: %s)",
+                self.raft.id,
+                action.role.value,
+                action.term,
+                action.leader or "unknown",
+            )
+            self.role_changed.set()
+            self.role_changed = anyio.Event()
+
+    def _arm_timer(self, kind: act.TimerKind) -> None:
+        if kind is act.TimerKind.HEARTBEAT:
+            delay = self.options.heartbeat_interval
+        else:
+            timeout = self.options.election_timeout
+            delay = self._rng.uniform(timeout, 2 * timeout)
+        self._deadline = anyio.current_time() + delay
+        self._timer_changed.set()
+
+    def _apply_entries(self, entries: tuple[Entry, ...]) -> None:
+        for entry in entries:
+            result: object = None
+            if entry.kind is EntryKind.COMMAND:
+                result = self._apply(entry)
+            proposal = self._proposals.pop(entry.index, None)
+            if proposal is not None:
+                term, pending = proposal
+                pending.set(ProposalOutcome(term == entry.term, result))
+            self.applied.advance(entry.index)
+
+    # ------------------------------------------------------------------ snapshots
+
+    def _maybe_snapshot(self) -> None:
+        applied = self.raft.applied_index
+        if applied - self.raft.snapshot.last_index < self.options.snapshot_entries:
+            return
+        self.take_snapshot()
+
+    def take_snapshot(self) -> SnapshotMeta | None:
+        """Snapshot the state machine at the applied index and compact the log."""
+        applied = self.raft.applied_index
+        if applied <= self.raft.snapshot.last_index:
+            return None
+        meta = self.raft.snapshot_meta_for(applied)
+        data = self._snapshotter.snapshot()
+        writer = self.storage.begin_snapshot(meta)
+        chunk = self.options.snapshot_chunk_bytes
+        for offset in range(0, len(data), chunk):
+            writer.write_chunk(offset, data[offset : offset + chunk])
+        writer.commit(keep_log=True)
+        self.raft.handle_snapshot_taken(meta)
+        self.kick()
+        logger.info("%s took a snapshot at index %d (%d bytes)", self.raft.id, applied, len(data))
+        return meta
+
+    def _send_snapshot_chunk(self, action: act.SendSnapshotChunk) -> None:
+        if self.storage.snapshot_meta() != action.meta:
+            return
+        data = self.storage.read_snapshot_chunk(action.offset, action.max_bytes)
+        done = action.offset + len(data) >= self.storage.snapshot_size()
+        message = InstallSnapshotMessage(
+            action.term, action.sender, action.meta, action.offset, data, done, action.seq
+        )
+        self.transport.send(action.to, message)
+
+    def _stage_snapshot_chunk(self, action: act.WriteSnapshotChunk) -> None:
+        writer = self._incoming
+        if action.offset == 0 or writer is None or writer.meta != action.meta:
+            writer = self._incoming = self.storage.begin_snapshot(action.meta)
+        writer.write_chunk(action.offset, action.data)
+
+    async def _install_snapshot(self, action: act.InstallSnapshot) -> None:
+        writer = self._incoming
+        if writer is None or writer.meta != action.meta:
+            return
+        self._incoming = None
+        await anyio.to_thread.run_sync(lambda: writer.commit(keep_log=action.keep_log))
+        size = self.storage.snapshot_size()
+        data = self.storage.read_snapshot_chunk(0, size)
+        self._snapshotter.restore(data)
+        self.raft.handle_snapshot_installed(action.meta)
+        self.applied.advance(action.meta.last_index)
+        logger.info("%s installed a snapshot at index %d", self.raft.id, action.meta.last_index)
+        self.kick()
+
+    # ------------------------------------------------------------------ requests
+
+    def propose(self, payload: bytes) -> tuple[ProposalId, Pending[ProposalOutcome]]:
+        """Propose ``payload`` on this (leader) node; the pending outcome resolves when applied.
+
+        :raises ~replobj.errors.RaftRefusedError: if this node cannot propose now.
+        """
+        result = self.raft.propose(payload)
+        if isinstance(result, Refusal):
+            raise errors.error_for_refusal(result)
+        return result, self.track(result)
+
+    def track(self, proposal: ProposalId) -> Pending[ProposalOutcome]:
+        """The pending outcome of ``proposal`` (proposed here or on the leader)."""
+        self.kick()
+        existing = self._proposals.get(proposal.index)
+        if existing is not None and existing[0] == proposal.term:
+            return existing[1]
+        pending: Pending[ProposalOutcome] = Pending()
+        if proposal.index <= self.applied.index:
+            pending.set(ProposalOutcome(False, None))
+            return pending
+        self._proposals[proposal.index] = (proposal.term, pending)
+        return pending
+
+    def read_index(self) -> Pending[LogIndex]:
+        """Start a linearizable read; the pending value is the index to wait for.
+
+        :raises ~replobj.errors.RaftRefusedError: if no leader is known.
+        """
+        self._next_read += 1
+        request_id = self._next_read
+        pending: Pending[LogIndex] = Pending()
+        self._reads[request_id] = pending
+        refusal = self.raft.read_index(request_id)
+        if refusal is not None:
+            del self._reads[request_id]
+            raise errors.error_for_refusal(refusal)
+        self.kick()
+        return pending
+
+    def forget_read(self, pending: Pending[LogIndex]) -> None:
+        """Stop tracking a read whose caller gave up."""
+        for request_id, candidate in list(self._reads.items()):
+            if candidate is pending:
+                del self._reads[request_id]
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this node currently leads."""
+        return self.raft.role is Role.LEADER

@@ -1,0 +1,357 @@
+"""Applies committed log entries to the attached objects, identically on every replica.
+
+No I/O, no tasks, no clocks: the runtime feeds committed entries in log order to
+:meth:`StateMachine.apply` and routes the returned outcomes to waiting callers. Anything
+a command raises is captured in its outcome (the caller sees it raised) and the machine
+keeps going, so a failing command leaves every replica in the same state.
+
+Snapshot layout: one format tag byte (``SNAPSHOT_TAG``) then a pickle (protocol 5) of a
+dict holding the applied index/term, the session table and each object's state
+(``__getstate__``; restored in place with ``__setstate__`` when the class defines it).
+The cluster configuration travels next to it in the Raft ``SnapshotMeta``.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import cloudpickle  # type: ignore[import-untyped]
+
+from .command import Command, CommandOutcome, decode_commands
+from .entry_context import EntryInfo, applying
+from .errors import (
+    ApplyOrderError,
+    AttachAfterStartError,
+    AttachError,
+    ClassMismatchError,
+    CorruptCommandError,
+    CorruptSnapshotError,
+    NotAQueryError,
+    UnknownMethodError,
+    UnknownObjectError,
+    UnpicklableStateError,
+)
+from .raft.types import Entry, EntryKind, LogIndex, Term
+from .replicated import ObjectSpec, spec_of
+from .sessions import DEFAULT_SESSION_TTL, SessionTable
+
+__all__ = ["SNAPSHOT_TAG", "ApplyOutcome", "StateMachine"]
+
+SNAPSHOT_TAG = 0x01
+"""First byte of the snapshot format written by :meth:`StateMachine.snapshot`."""
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOutcome:
+    """What applying one entry produced.
+
+    :param index: the entry's index.
+    :param term: the entry's term.
+    :param kind: the entry's kind; ``NOOP``/``CONFIG`` entries have no commands.
+    :param commands: one outcome per command in the entry, in order.
+    :param error: set when a ``COMMAND`` payload could not be decoded (then
+        ``commands`` is empty); the caller that proposed that index should see it.
+    """
+
+    index: LogIndex
+    term: Term
+    kind: EntryKind
+    commands: tuple[CommandOutcome, ...] = ()
+    error: CorruptCommandError | None = None
+
+
+class StateMachine:
+    """The attached objects, the client sessions and the applied position.
+
+    :param session_ttl: seconds of leader time an idle client session survives (see
+        :mod:`replobj.sessions`); must be equal on every node.
+    """
+
+    __slots__ = ("_applied_index", "_applied_term", "_frozen", "_objects", "_sessions", "_specs")
+
+    def __init__(self, *, session_ttl: float = DEFAULT_SESSION_TTL) -> None:
+        self._objects: dict[str, Any] = {}
+        self._specs: dict[str, ObjectSpec] = {}
+        self._sessions = SessionTable(session_ttl)
+        self._applied_index: LogIndex = 0
+        self._applied_term: Term = 0
+        self._frozen = False
+
+    @property
+    def applied_index(self) -> LogIndex:
+        """Index of the last entry applied (or restored from a snapshot); 0 at first."""
+        return self._applied_index
+
+    @property
+    def applied_term(self) -> Term:
+        """Term of the entry at :attr:`applied_index`."""
+        return self._applied_term
+
+    @property
+    def objects(self) -> Mapping[str, Any]:
+        """The attached objects by name (read-only view)."""
+        return MappingProxyType(self._objects)
+
+    @property
+    def sessions(self) -> SessionTable:
+        """The client session table (for inspection; the machine updates it)."""
+        return self._sessions
+
+    @property
+    def frozen(self) -> bool:
+        """Whether attaching is closed (after :meth:`freeze` or the first apply/restore)."""
+        return self._frozen
+
+    def attach(self, name: str, obj: _T) -> _T:
+        """Attach ``obj`` under ``name``; every node must attach the same class there.
+
+        :returns: ``obj`` itself (it keeps working as a plain object).
+        :raises ~replobj.errors.NotReplicatedError: if ``obj``'s class is not decorated.
+        :raises ~replobj.errors.AttachError: if ``name`` is empty or already used.
+        :raises ~replobj.errors.AttachAfterStartError: after :meth:`freeze`.
+        """
+        if self._frozen:
+            raise AttachAfterStartError(
+                f"cannot attach {name!r}: the node has started; attach every object before "
+                "starting it (and the same objects on every node)"
+            )
+        spec = spec_of(obj)
+        if not isinstance(name, str) or not name:
+            raise AttachError(f"an object name is a non-empty str, got {name!r}")
+        if name in self._objects:
+            raise AttachError(
+                f"an object is already attached as {name!r} "
+                f"({self._specs[name].class_name}); choose another name"
+            )
+        self._objects[name] = obj
+        self._specs[name] = spec
+        return obj
+
+    def freeze(self) -> None:
+        """Close attaching; called when the node starts."""
+        self._frozen = True
+
+    def apply(self, entry: Entry) -> ApplyOutcome:
+        """Apply the next committed entry.
+
+        :raises ~replobj.errors.ApplyOrderError: if ``entry`` does not directly follow
+            :attr:`applied_index` (nothing is applied then).
+        """
+        if entry.index != self._applied_index + 1:
+            raise ApplyOrderError(
+                f"entry {entry.index} cannot follow applied index {self._applied_index}: "
+                "entries must be applied once each, in log order"
+            )
+        self._frozen = True
+        outcome = ApplyOutcome(entry.index, entry.term, entry.kind)
+        if entry.kind is EntryKind.COMMAND:
+            try:
+                commands = decode_commands(entry.payload)
+            except CorruptCommandError as exc:
+                outcome = ApplyOutcome(entry.index, entry.term, entry.kind, error=exc)
+            else:
+                results = tuple(self._apply_command(cmd, entry) for cmd in commands)
+                outcome = ApplyOutcome(entry.index, entry.term, entry.kind, results)
+        self._applied_index = entry.index
+        self._applied_term = entry.term
+        return outcome
+
+    def _apply_command(self, cmd: Command, entry: Entry) -> CommandOutcome:
+        kept = self._sessions.begin(cmd)
+        if kept is not None:
+            return kept
+        try:
+            obj = self._command_target(cmd)
+            with applying(EntryInfo(entry.index, entry.term, self._sessions.now)):
+                value = getattr(obj, cmd.method)(*cmd.args, **cmd.kwargs)
+            outcome = CommandOutcome(cmd.client_id, cmd.seq, value)
+        except Exception as exc:
+            outcome = CommandOutcome(cmd.client_id, cmd.seq, error=exc)
+        self._sessions.record(cmd, outcome)
+        return outcome
+
+    def _command_target(self, cmd: Command) -> Any:
+        obj, spec = self._lookup(cmd.object_name)
+        if spec.class_name != cmd.class_name:
+            raise ClassMismatchError(
+                f"object {cmd.object_name!r} is a {spec.class_name} here but the command came "
+                f"from {cmd.class_name}: attach the same class under the same name on every node"
+            )
+        if not spec.is_command(cmd.method):
+            what = "a query, not a command" if spec.is_query(cmd.method) else "not a command"
+            raise UnknownMethodError(
+                f"{cmd.method!r} is {what} of {spec.class_name} (object {cmd.object_name!r}); "
+                "run the same code on every node"
+            )
+        return obj
+
+    def _lookup(self, name: str) -> tuple[Any, ObjectSpec]:
+        try:
+            return self._objects[name], self._specs[name]
+        except KeyError:
+            attached = ", ".join(map(repr, sorted(self._objects))) or "none"
+            raise UnknownObjectError(
+                f"no object is attached as {name!r} on this node (attached: {attached}); "
+                "attach the same objects under the same names on every node"
+            ) from None
+
+    def run_query(
+        self,
+        name: str,
+        method: str,
+        args: tuple[Any, ...] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Run a ``@query`` on this replica's state (a local read; no log, no entry).
+
+        Commands cannot run as queries: their changes would exist on one replica only.
+
+        :raises ~replobj.errors.UnknownObjectError: if nothing is attached as ``name``.
+        :raises ~replobj.errors.NotAQueryError: if ``method`` is a command.
+        :raises ~replobj.errors.UnknownMethodError: if ``method`` is neither.
+        :raises Exception: whatever the query raises.
+        """
+        obj, spec = self._lookup(name)
+        if not spec.is_query(method):
+            if spec.is_command(method):
+                raise NotAQueryError(
+                    f"{name}.{method} is a command: call it through the node so it goes "
+                    "through the log (mark the method @replobj.query if it only reads)"
+                )
+            raise UnknownMethodError(f"{method!r} is not a query of {spec.class_name}")
+        with applying(None):
+            return getattr(obj, method)(*args, **(kwargs or {}))
+
+    def snapshot(self) -> bytes:
+        """The state of every object, the sessions and the applied position, as bytes.
+
+        :raises ~replobj.errors.UnpicklableStateError: if an object's state cannot be
+            pickled; the message names the object.
+        """
+        objects = {
+            name: (self._specs[name].class_name, _dump_state(name, obj))
+            for name, obj in self._objects.items()
+        }
+        doc = {
+            "applied_index": self._applied_index,
+            "applied_term": self._applied_term,
+            "sessions": self._sessions.export(),
+            "objects": objects,
+        }
+        return bytes([SNAPSHOT_TAG]) + pickle.dumps(doc, protocol=5)
+
+    def restore(self, data: bytes) -> None:
+        """Replace the state with a :meth:`snapshot`; the attached instances stay the same.
+
+        Everything is decoded and checked before any object changes.
+
+        :raises ~replobj.errors.CorruptSnapshotError: if ``data`` cannot be decoded or an
+            object's ``__setstate__`` fails.
+        :raises ~replobj.errors.UnknownObjectError: if the snapshot's objects differ from
+            the attached ones.
+        :raises ~replobj.errors.ClassMismatchError: if an object's class differs.
+        """
+        if not data or data[0] != SNAPSHOT_TAG:
+            raise CorruptSnapshotError(
+                f"not a replobj state-machine snapshot (tag {bytes(data[:1])!r}); "
+                "it was not written by this version of replobj"
+            )
+        try:
+            doc = pickle.loads(data[1:])
+            index, term = int(doc["applied_index"]), int(doc["applied_term"])
+            sessions = SessionTable.from_export(doc["sessions"], self._sessions.ttl)
+            stored = {str(n): (str(c), s) for n, (c, s) in doc["objects"].items()}
+        except Exception as exc:
+            raise CorruptSnapshotError(
+                f"cannot decode a snapshot of {len(data)} bytes ({type(exc).__name__}: {exc})"
+            ) from exc
+        self._check_snapshot_objects(stored)
+        states = {}
+        for name, (_, blob) in stored.items():
+            try:
+                states[name] = pickle.loads(blob)
+            except Exception as exc:
+                raise CorruptSnapshotError(
+                    f"cannot decode the state of {name!r} ({type(exc).__name__}: {exc}); "
+                    "every node must run the same code"
+                ) from exc
+        for name, state in states.items():
+            try:
+                _set_state(self._objects[name], state)
+            except Exception as exc:
+                raise CorruptSnapshotError(
+                    f"object {name!r} rejected its snapshot state ({type(exc).__name__}: {exc})"
+                ) from exc
+        self._sessions = sessions
+        self._applied_index, self._applied_term = index, term
+        self._frozen = True
+
+    def _check_snapshot_objects(self, stored: dict[str, tuple[str, bytes]]) -> None:
+        for name in sorted(stored.keys() ^ self._objects.keys()):
+            where = "only in the snapshot" if name in stored else "not in the snapshot"
+            raise UnknownObjectError(
+                f"object {name!r} is {where}: attach the same objects under the same names "
+                "on every node"
+            )
+        for name, (class_name, _) in stored.items():
+            if class_name != self._specs[name].class_name:
+                raise ClassMismatchError(
+                    f"object {name!r} is a {self._specs[name].class_name} here but the snapshot "
+                    f"holds a {class_name}: attach the same class under the same name on every "
+                    "node"
+                )
+
+
+def _dump_state(name: str, obj: Any) -> bytes:
+    state = obj.__getstate__()
+    try:
+        return pickle.dumps(state, protocol=5)
+    except Exception:
+        pass
+    try:
+        data: bytes = cloudpickle.dumps(state, protocol=5)
+        return data
+    except Exception as exc:
+        raise UnpicklableStateError(
+            f"cannot snapshot object {name!r} ({type(obj).__qualname__}): {exc}; keep only "
+            "picklable data in its attributes, or define __getstate__/__setstate__"
+        ) from exc
+
+
+def _set_state(obj: Any, state: Any) -> None:
+    """Restore ``state`` into ``obj`` in place, as pickle would into a fresh instance."""
+    setstate = getattr(obj, "__setstate__", None)
+    if setstate is not None:
+        setstate(state)
+        return
+    slots: dict[str, Any] = {}
+    if isinstance(state, tuple) and len(state) == 2:
+        state, slots = state
+        slots = slots or {}
+    if hasattr(obj, "__dict__"):
+        obj.__dict__.clear()
+        obj.__dict__.update(state or {})
+    for slot in _slot_names(type(obj)):
+        if slot in slots:
+            setattr(obj, slot, slots[slot])
+        elif hasattr(obj, slot):
+            delattr(obj, slot)
+
+
+def _slot_names(cls: type) -> list[str]:
+    names: list[str] = []
+    for klass in cls.__mro__:
+        declared = vars(klass).get("__slots__", ())
+        declared = (declared,) if isinstance(declared, str) else declared
+        for slot in declared:
+            if slot in ("__dict__", "__weakref__"):
+                continue
+            private = slot.startswith("__") and not slot.endswith("__")
+            names.append(f"_{klass.__name__.lstrip('_')}{slot}" if private else slot)
+    return names
