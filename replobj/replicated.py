@@ -66,9 +66,9 @@ class ObjectSpec:
 def query(fn: _F) -> _F:
     """Mark a method as a read-only query: it never enters the log.
 
-    :raises ~replobj.errors.ReplicatedClassError: if ``fn`` is not a plain public
-        ``def`` (e.g. a property, a staticmethod, a private method) or is also
-        marked :func:`command`.
+    :raises ~replobj.errors.ReplicatedClassError: if ``fn`` is not a plain ``def``
+        (e.g. a property or a staticmethod) or is also marked :func:`command`; marking a
+        private method is reported when its class is decorated.
     """
     return _mark(fn, "query")
 
@@ -93,11 +93,6 @@ def _mark(fn: _F, kind: _Kind) -> _F:
         raise ReplicatedClassError(
             f"@{kind} expects a plain `def` method, got {fn!r} ({type(fn).__name__}); "
             f"put @{kind} directly above the `def`"
-        )
-    if fn.__name__.startswith("_"):
-        raise ReplicatedClassError(
-            f"@{kind} cannot mark private method {fn.__qualname__}: only public methods are "
-            "replicated; rename it without the leading underscore"
         )
     previous = getattr(fn, _KIND_ATTR, kind)
     if previous != kind:
@@ -196,7 +191,14 @@ def _build_spec(cls: type, class_name: str) -> ObjectSpec:
 def _attribute_names(cls: type) -> list[str]:
     names: dict[str, None] = {}
     for klass in cls.__mro__[:-1]:
-        names.update(dict.fromkeys(a for a in vars(klass) if not a.startswith("_")))
+        for attr, raw in vars(klass).items():
+            if not attr.startswith("_"):
+                names.setdefault(attr)
+            elif _marked_kind(raw) is not None and getattr(raw, "__name__", None) == attr:
+                raise ReplicatedClassError(
+                    f"{klass.__qualname__}.{attr} is marked @{_marked_kind(raw)} but is private: "
+                    "only public methods are replicated; rename it without the leading underscore"
+                )
     return list(names)
 
 

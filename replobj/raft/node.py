@@ -97,6 +97,7 @@ class RaftNode:
         self._transfer_ticks = 0
         self._term_start: LogIndex = 0
         self._must_broadcast = False
+        self._unsaved: list[Entry] = []
         self.ignored_messages = 0
         """Messages dropped because they came from ourselves or broke the protocol's shape."""
         self._reset_timer()
@@ -172,6 +173,7 @@ class RaftNode:
 
         Execute them in order, honouring each action's documented obligation.
         """
+        self._flush_own_appends()
         if self.role is Role.LEADER:
             if self._reads.start_round(self._seq + 1):
                 self._seq += 1
@@ -310,6 +312,10 @@ class RaftNode:
         """The driver stored a snapshot durably: compact the log up to it."""
         if meta.last_index <= self._log.snapshot.last_index or meta.last_index > self.applied_index:
             return
+        if meta != self.snapshot_meta_for(meta.last_index):
+            self.ignored_messages += 1  # the driver's snapshot does not describe our log
+            return
+        self._flush_own_appends()
         self._log.compact(meta)
         self._actions.append(act.CompactLog(meta.last_index))
 
@@ -475,6 +481,7 @@ class RaftNode:
         """Leave leadership: fail reads that can no longer be confirmed."""
         if self.role is not Role.LEADER:
             return
+        self._flush_own_appends()
         for read in self._reads.drain():
             self._answer_read(read, None)
         self._progress = {}
@@ -717,12 +724,18 @@ class RaftNode:
         self._actions.append(act.ApplyEntries(tuple(entries)))
 
     def _append_own(self, entries: list[Entry]) -> None:
+        """Append the leader's own entries; the ``AppendLog`` is batched until the next drain."""
         old_config = self.config
         self._log.append(entries)
-        self._actions.append(act.AppendLog(tuple(entries)))
+        self._unsaved.extend(entries)
         self._must_broadcast = True
         if self.config != old_config:
             self._on_config_changed()
+
+    def _flush_own_appends(self) -> None:
+        if self._unsaved:
+            self._actions.append(act.AppendLog(tuple(self._unsaved)))
+            self._unsaved = []
 
     # ------------------------------------------------------------------ snapshots (§7)
 

@@ -64,9 +64,10 @@ class Network:
         return (first,)
 
     def _latency(self, faults: NetworkFaults) -> int:
-        if faults.spike and self.rng.random() < faults.spike:
-            return self.rng.randrange(faults.max_latency, faults.spike_latency + 1)
-        return self.rng.randrange(faults.min_latency, faults.max_latency)
+        draw = self.rng.random
+        if faults.spike and draw() < faults.spike:
+            return faults.max_latency + int(draw() * (faults.spike_latency - faults.max_latency))
+        return faults.min_latency + int(draw() * (faults.max_latency - faults.min_latency))
 
     def is_blocked(self, src: NodeId, dst: NodeId) -> bool:
         """Whether the directed link ``src -> dst`` is currently cut."""

@@ -77,13 +77,13 @@ def draw_plan(rng: random.Random) -> Plan:
         max_append_bytes=rng.choice((40, 256, 1 << 20)),
         max_inflight_appends=rng.choice((1, 4, 32)),
         snapshot_chunk_bytes=rng.choice((64, 512, 1 << 16)),
-        election_ticks=10,
+        election_ticks=rng.choice((5, 10)),
         promotion_lag=rng.choice((0, 8, 64)),
         pre_vote=rng.random() < 0.9,
         check_quorum=rng.random() < 0.9,
     )
     params = SimParams(
-        heartbeat_ticks=10,
+        heartbeat_ticks=100 // options.election_ticks,
         fsync_min=1,
         fsync_max=rng.choice((2, 10, 30)),
         snapshot_every=rng.choice((10, 30, 80)),
@@ -98,7 +98,7 @@ def draw_plan(rng: random.Random) -> Plan:
         spike_latency=rng.choice((60, 250)),
     )
     election = params.election_ticks
-    fault_phase = rng.randint(8, 16) * election
+    fault_phase = rng.randint(6, 14) * election
     enabled = [k for k in FAULT_KINDS if rng.random() < 0.45] or [rng.choice(FAULT_KINDS)]
     faults = sorted(
         (

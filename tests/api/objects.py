@@ -8,7 +8,7 @@ from typing import Any
 from replobj.command import Command, encode_batch, encode_command
 from replobj.entry_context import current_entry
 from replobj.raft.types import Entry, EntryKind
-from replobj.replicated import query, replicated
+from replobj.replicated import query, replicated, spec_of
 
 
 class InsufficientFundsError(Exception):
@@ -159,8 +159,6 @@ def call(
     **kwargs: Any,
 ) -> Command:
     """A command of ``client`` on ``object_name`` (a ``cls``) at leader time ``at``."""
-    from replobj.replicated import spec_of
-
     return Command(
         client,
         seq,
