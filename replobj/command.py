@@ -83,30 +83,34 @@ class Command:
     lowest_pending: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.client_id, bytes) or len(self.client_id) != 16:
-            raise ValueError(f"client_id must be 16 bytes, got {self.client_id!r}")
-        for name in ("seq", "lowest_pending"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an int, got {value!r}")
-        if self.seq < 1:
-            raise ValueError(f"seq starts at 1, got {self.seq}")
-        if self.lowest_pending == 0:
-            object.__setattr__(self, "lowest_pending", self.seq)
-        if not 1 <= self.lowest_pending <= self.seq:
-            raise ValueError(f"lowest_pending must be in 1..seq, got {self.lowest_pending}")
-        for name in ("object_name", "class_name", "method"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                raise TypeError(f"{name} must be a non-empty str, got {value!r}")
-        if self.method.startswith("_"):
+        client_id, seq, lowest_pending = self.client_id, self.seq, self.lowest_pending
+        if type(client_id) is not bytes or len(client_id) != 16:
+            raise ValueError(f"client_id must be 16 bytes, got {client_id!r}")
+        if type(seq) is not int or type(lowest_pending) is not int:
+            raise TypeError(f"seq and lowest_pending must be ints, got {seq!r}, {lowest_pending!r}")
+        if seq < 1:
+            raise ValueError(f"seq starts at 1, got {seq}")
+        if lowest_pending == 0:
+            object.__setattr__(self, "lowest_pending", seq)
+        elif not 1 <= lowest_pending <= seq:
+            raise ValueError(f"lowest_pending must be in 1..seq, got {lowest_pending}")
+        if not (_is_name(self.object_name) and _is_name(self.class_name) and _is_name(self.method)):
+            raise TypeError(
+                "object_name, class_name and method must be non-empty str, got "
+                f"{self.object_name!r}, {self.class_name!r}, {self.method!r}"
+            )
+        if self.method[0] == "_":
             raise ValueError(f"private method {self.method!r} cannot be a command")
-        if not isinstance(self.args, tuple):
+        if type(self.args) is not tuple:
             raise TypeError(f"args must be a tuple, got {type(self.args).__name__}")
-        if not isinstance(self.kwargs, dict) or not all(isinstance(k, str) for k in self.kwargs):
+        kwargs = self.kwargs
+        if type(kwargs) is not dict or (kwargs and not all(type(k) is str for k in kwargs)):
             raise TypeError("kwargs must be a dict with str keys")
-        if not isinstance(self.timestamp, int | float) or not math.isfinite(self.timestamp):
-            raise ValueError(f"timestamp must be a finite number, got {self.timestamp!r}")
+        timestamp = self.timestamp
+        if (type(timestamp) is not float and type(timestamp) is not int) or (
+            timestamp - timestamp != 0
+        ):
+            raise ValueError(f"timestamp must be a finite number, got {timestamp!r}")
 
     @property
     def call(self) -> str:
@@ -220,15 +224,21 @@ def decode_commands(payload: bytes) -> tuple[Command, ...]:
     _, timestamp = _HEADER.unpack_from(payload)
     try:
         body = pickle.loads(payload[_HEADER.size :])
-        items = [body] if tag == COMMAND_TAG else list(body)
-        if not items:
+        if tag == COMMAND_TAG:
+            return (_from_fields(body, timestamp),)
+        commands = tuple([_from_fields(item, timestamp) for item in body])
+        if not commands:
             raise ValueError("empty batch")
-        return tuple(_from_fields(item, timestamp) for item in items)
+        return commands
     except Exception as exc:
         raise CorruptCommandError(
             f"cannot decode a command payload of {len(payload)} bytes ({type(exc).__name__}: "
             f"{exc}); every node must run the same code, and payloads must come from the log"
         ) from exc
+
+
+def _is_name(value: object) -> bool:
+    return type(value) is str and value != ""
 
 
 def _tag(payload: bytes) -> int:

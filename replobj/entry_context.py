@@ -8,15 +8,15 @@ assigned when it proposed the command; these are identical on every replica.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import NoCurrentEntryError
 from .raft.types import LogIndex, Term
 
-__all__ = ["EntryInfo", "applying", "current_entry"]
+__all__ = ["EntryInfo", "current_entry", "run_in_entry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,8 @@ class EntryInfo:
     timestamp: float
 
 
-_current: ContextVar[EntryInfo | None] = ContextVar("replobj_current_entry", default=None)
+_Position = tuple[LogIndex, Term, float]
+_current: ContextVar[_Position | None] = ContextVar("replobj_current_entry", default=None)
 
 
 def current_entry() -> EntryInfo:
@@ -49,17 +50,21 @@ def current_entry() -> EntryInfo:
             "current_entry() is only available inside a command while a node applies it; "
             "queries and code outside commands must not depend on it"
         )
-    return info
+    return EntryInfo(*info)
 
 
-@contextmanager
-def applying(info: EntryInfo | None) -> Iterator[None]:
-    """Make ``info`` the :func:`current_entry` for the duration of the block.
-
-    ``None`` hides any outer entry (used to run queries).
+def run_in_entry(
+    position: _Position | None,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """``fn(*args, **kwargs)`` with ``position`` (index, term, timestamp) as the
+    :func:`current_entry`; ``None`` hides any outer entry. This is the apply hot path:
+    the :class:`EntryInfo` is only built if the command asks for it.
     """
-    token = _current.set(info)
+    token = _current.set(position)
     try:
-        yield
+        return fn(*args, **kwargs)
     finally:
         _current.reset(token)

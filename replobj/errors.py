@@ -14,6 +14,7 @@ __all__ = [
     "AttachAfterStartError",
     "AttachError",
     "AuthenticationError",
+    "CallTimeoutError",
     "ClassMismatchError",
     "ConfigChangeInProgressError",
     "CorruptCommandError",
@@ -25,12 +26,14 @@ __all__ = [
     "LeaderNotReadyError",
     "NoCurrentEntryError",
     "NoLeaderError",
+    "NodeStoppedError",
     "NotAQueryError",
     "NotAStoreError",
     "NotLeaderError",
     "NotReplicatedError",
     "ProtocolError",
     "RaftRefusedError",
+    "ReadFailedError",
     "ReplObjError",
     "ReplicatedClassError",
     "ReplicatedObjectError",
@@ -147,6 +150,29 @@ class AuthenticationError(TransportError):
 
 class VersionMismatchError(TransportError):
     """The peer speaks another wire version or runs another Python minor version."""
+
+
+# --- runtime and calls ------------------------------------------------------------------
+
+
+class ReadFailedError(ReplObjError):
+    """A linearizable read could not be confirmed (leadership changed); retry it."""
+
+
+class CallTimeoutError(ReplObjError, TimeoutError):
+    """A call did not finish in time. ``outcome_known`` says whether it surely did not apply.
+
+    When ``outcome_known`` is false the command may still apply later (it reached the
+    log); retrying it through the same proxy is safe: it applies at most once.
+    """
+
+    def __init__(self, message: str, *, outcome_known: bool) -> None:
+        super().__init__(message)
+        self.outcome_known = outcome_known
+
+
+class NodeStoppedError(ReplObjError, RuntimeError):
+    """The node is not running (not started yet, closing, or stopped after a fatal error)."""
 
 
 # --- objects and commands --------------------------------------------------------------

@@ -32,7 +32,15 @@ from . import errors
 from .raft import actions as act
 from .raft.messages import InstallSnapshot as InstallSnapshotMessage
 from .raft.node import RaftNode
-from .raft.types import Entry, EntryKind, LogIndex, ProposalId, Refusal, Role, SnapshotMeta
+from .raft.types import (
+    Entry,
+    HardState,
+    LogIndex,
+    ProposalId,
+    Refusal,
+    Role,
+    SnapshotMeta,
+)
 from .storage.protocol import SnapshotWriter, Storage, WriteBatch
 from .transport.base import Transport
 from .waiting import IndexWaiters, Pending
@@ -53,7 +61,8 @@ class Snapshotter(Protocol):
 
 
 ApplyCallback = Callable[[Entry], object]
-"""Applies one committed COMMAND entry; its return value resolves the matching proposal."""
+"""Applies one committed entry (of any kind, in log order); its return value resolves
+the matching proposal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,20 +140,24 @@ class RaftRuntime:
         self._incoming: SnapshotWriter | None = None
         self._proposals: dict[LogIndex, tuple[int, Pending[ProposalOutcome]]] = {}
         self._reads: dict[int, Pending[LogIndex]] = {}
-        self._next_read = 0
+        self._forwards: dict[int, Pending[tuple[ProposalId, ...]]] = {}
+        self._next_request = 0
         self.applied = IndexWaiters(raft.applied_index)
         self.role_changed = anyio.Event()
         self.failure: BaseException | None = None
 
     # ------------------------------------------------------------------ running
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """Drive the node until cancelled; raises if storage fails (the node must stop)."""
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self._receive_loop)
             tasks.start_soon(self._timer_loop)
             tasks.start_soon(self._sync_loop)
             tasks.start_soon(self._drive_loop)
+            self.kick()
             task_status.started()
 
     def kick(self) -> None:
@@ -218,8 +231,6 @@ class RaftRuntime:
                 last = action.entries[-1]
                 self._written = (last.index, last.term)
             elif isinstance(action, act.SaveHardState):
-                from .raft.types import HardState
-
                 batch.set_hard_state(HardState(action.term, action.voted_for))
                 hard_state_unsynced = True
             elif isinstance(action, act.CompactLog):
@@ -252,6 +263,15 @@ class RaftRuntime:
             pending = self._reads.pop(action.request_id, None)
             if pending is not None:
                 pending.fail(errors.ReadFailedError(f"read not confirmed: {action.reason}"))
+        elif isinstance(action, act.ProposalForwarded):
+            forwarded = self._forwards.pop(action.request_id, None)
+            if forwarded is not None:
+                forwarded.set(action.proposals)
+        elif isinstance(action, act.ProposalFailed):
+            forwarded = self._forwards.pop(action.request_id, None)
+            if forwarded is not None:
+                refusal = Refusal(action.reason, action.message)
+                forwarded.fail(errors.error_for_refusal(refusal))
         elif isinstance(action, act.SendSnapshotChunk):
             self._send_snapshot_chunk(action)
         elif isinstance(action, act.WriteSnapshotChunk):
@@ -280,9 +300,7 @@ class RaftRuntime:
 
     def _apply_entries(self, entries: tuple[Entry, ...]) -> None:
         for entry in entries:
-            result: object = None
-            if entry.kind is EntryKind.COMMAND:
-                result = self._apply(entry)
+            result = self._apply(entry)
             proposal = self._proposals.pop(entry.index, None)
             if proposal is not None:
                 term, pending = proposal
@@ -374,8 +392,8 @@ class RaftRuntime:
 
         :raises ~replobj.errors.RaftRefusedError: if no leader is known.
         """
-        self._next_read += 1
-        request_id = self._next_read
+        self._next_request += 1
+        request_id = self._next_request
         pending: Pending[LogIndex] = Pending()
         self._reads[request_id] = pending
         refusal = self.raft.read_index(request_id)
@@ -385,11 +403,31 @@ class RaftRuntime:
         self.kick()
         return pending
 
-    def forget_read(self, pending: Pending[LogIndex]) -> None:
-        """Stop tracking a read whose caller gave up."""
-        for request_id, candidate in list(self._reads.items()):
-            if candidate is pending:
-                del self._reads[request_id]
+    def forward(self, payloads: list[bytes]) -> Pending[tuple[ProposalId, ...]]:
+        """Propose ``payloads`` through the leader from any member.
+
+        The pending value is one :class:`ProposalId` per payload; pass each to
+        :meth:`track` to learn its outcome once applied on this node.
+
+        :raises ~replobj.errors.RaftRefusedError: if no leader is known.
+        """
+        self._next_request += 1
+        request_id = self._next_request
+        pending: Pending[tuple[ProposalId, ...]] = Pending()
+        self._forwards[request_id] = pending
+        refusal = self.raft.forward_proposal(request_id, payloads)
+        if refusal is not None:
+            del self._forwards[request_id]
+            raise errors.error_for_refusal(refusal)
+        self.kick()
+        return pending
+
+    def forget(self, pending: object) -> None:
+        """Stop tracking a read or forward whose caller gave up."""
+        for table in (self._reads, self._forwards):
+            for request_id, candidate in list(table.items()):
+                if candidate is pending:
+                    del table[request_id]
 
     @property
     def is_leader(self) -> bool:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import cloudpickle  # type: ignore[import-untyped]
 
 from .command import Command, CommandOutcome, decode_commands
-from .entry_context import EntryInfo, applying
+from .entry_context import run_in_entry
 from .errors import (
     ApplyOrderError,
     AttachAfterStartError,
@@ -149,15 +149,17 @@ class StateMachine:
                 "entries must be applied once each, in log order"
             )
         self._frozen = True
-        outcome = ApplyOutcome(entry.index, entry.term, entry.kind)
+        outcome: ApplyOutcome
         if entry.kind is EntryKind.COMMAND:
             try:
                 commands = decode_commands(entry.payload)
             except CorruptCommandError as exc:
                 outcome = ApplyOutcome(entry.index, entry.term, entry.kind, error=exc)
             else:
-                results = tuple(self._apply_command(cmd, entry) for cmd in commands)
+                results = tuple([self._apply_command(cmd, entry) for cmd in commands])
                 outcome = ApplyOutcome(entry.index, entry.term, entry.kind, results)
+        else:
+            outcome = ApplyOutcome(entry.index, entry.term, entry.kind)
         self._applied_index = entry.index
         self._applied_term = entry.term
         return outcome
@@ -167,9 +169,9 @@ class StateMachine:
         if kept is not None:
             return kept
         try:
-            obj = self._command_target(cmd)
-            with applying(EntryInfo(entry.index, entry.term, self._sessions.now)):
-                value = getattr(obj, cmd.method)(*cmd.args, **cmd.kwargs)
+            method = getattr(self._command_target(cmd), cmd.method)
+            position = (entry.index, entry.term, self._sessions.now)
+            value = run_in_entry(position, method, cmd.args, cmd.kwargs)
             outcome = CommandOutcome(cmd.client_id, cmd.seq, value)
         except Exception as exc:
             outcome = CommandOutcome(cmd.client_id, cmd.seq, error=exc)
@@ -225,8 +227,7 @@ class StateMachine:
                     "through the log (mark the method @replobj.query if it only reads)"
                 )
             raise UnknownMethodError(f"{method!r} is not a query of {spec.class_name}")
-        with applying(None):
-            return getattr(obj, method)(*args, **(kwargs or {}))
+        return run_in_entry(None, getattr(obj, method), args, dict(kwargs or {}))
 
     def snapshot(self) -> bytes:
         """The state of every object, the sessions and the applied position, as bytes.

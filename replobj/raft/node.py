@@ -8,7 +8,7 @@ Ongaro & Ousterhout 2014 ("§") and Ongaro's 2014 thesis ("thesis §").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import actions as act
@@ -62,12 +62,21 @@ class RaftNode:
     :param restored: durable state to start from (:meth:`RestoredState.bootstrap` for a
         new cluster, :meth:`RestoredState.joining` for a node to be added later).
     :param options: limits and switches; defaults suit a LAN.
+    :param prepare_payload: applied by a leader to every command payload it appends, e.g.
+        to stamp the leader's clock (DESIGN: commands get a leader-assigned timestamp). It
+        must be deterministic in the simulator; if it raises, the proposal is refused.
     """
 
     def __init__(
-        self, node_id: NodeId, restored: RestoredState, options: RaftOptions | None = None
+        self,
+        node_id: NodeId,
+        restored: RestoredState,
+        options: RaftOptions | None = None,
+        *,
+        prepare_payload: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.id: NodeId = node_id
+        self._prepare_payload = prepare_payload
         self.options = options or RaftOptions()
         self._log = RaftLog(restored.snapshot, restored.entries)
         self.term: Term = restored.hard_state.term
@@ -201,9 +210,17 @@ class RaftNode:
             return refusal
         if not payloads:
             return []
+        prepared = [bytes(p) for p in payloads]
+        if self._prepare_payload is not None:
+            try:
+                prepared = [self._prepare_payload(p) for p in prepared]
+            except Exception as exc:
+                return self._refusal(
+                    RefusalReason.INVALID_ARGUMENT, f"payload rejected by the driver: {exc}"
+                )
         entries = [
-            Entry(self.term, self.last_index + 1 + i, EntryKind.COMMAND, bytes(p))
-            for i, p in enumerate(payloads)
+            Entry(self.term, self.last_index + 1 + i, EntryKind.COMMAND, p)
+            for i, p in enumerate(prepared)
         ]
         self._append_own(entries)
         return [ProposalId(e.term, e.index) for e in entries]

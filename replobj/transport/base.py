@@ -288,6 +288,10 @@ class TaskedTransport:
         """
         return await started(self._inbox).get_batch(limit)
 
+    def _check_startable(self) -> None:
+        if self._tg is not None or self._closed:
+            raise TransportError(f"{self._node_id}: a transport can be started only once")
+
     async def _open_tasks(self, bound_port: int) -> TaskGroup:
         self._bound = (self._listen[0], bound_port)
         self._inbox = Inbox(self._inbox_limit)

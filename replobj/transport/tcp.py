@@ -138,8 +138,10 @@ class TcpTransport(TaskedTransport):
     async def start(self) -> None:
         """Bind the listening socket and start accepting connections.
 
-        :raises ~replobj.errors.TransportError: if the address cannot be bound.
+        :raises ~replobj.errors.TransportError: if the address cannot be bound, or if
+            the transport was already started.
         """
+        self._check_startable()
         host, port = self._listen
         try:
             listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
@@ -208,8 +210,7 @@ class TcpTransport(TaskedTransport):
     async def _run_link(self, link: _Link) -> None:
         first, largest = self._backoff
         delay = first
-        frames = link.frames
-        with link.scope, frames:
+        with link.scope, link.frames:
             while True:
                 try:
                     stream, reader, key = await self._connect(link)
@@ -221,13 +222,24 @@ class TcpTransport(TaskedTransport):
                     delay = min(delay * 2, largest)
                     continue
                 delay = first
-                finished = False
-                async with stream, anyio.create_task_group() as tg:
-                    tg.start_soon(self._watch_closed, reader, tg.cancel_scope)
-                    finished = await self._pump(link, stream, RecordSealer(key), frames)
-                    tg.cancel_scope.cancel()
-                if finished:
-                    return
+                try:
+                    if await self._carry(link, stream, reader, key):
+                        return
+                except Exception as exc:
+                    self._counters.last_error = describe(exc)
+                    logger.exception("%s: link to %r failed unexpectedly", self._node_id, link.peer)
+                    await anyio.sleep(largest)
+
+    async def _carry(
+        self, link: _Link, stream: ByteStream, reader: BufferedByteReceiveStream, key: bytes
+    ) -> bool:
+        """Write queued frames on an established link; True once the queue is closed."""
+        finished = False
+        async with stream, anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_closed, reader, tg.cancel_scope)
+            finished = await self._pump(link, stream, RecordSealer(key), link.frames)
+            tg.cancel_scope.cancel()
+        return finished
 
     async def _connect(self, link: _Link) -> tuple[ByteStream, BufferedByteReceiveStream, bytes]:
         host, port = link.address

@@ -148,8 +148,10 @@ class UdpTransport(TaskedTransport):
     async def start(self) -> None:
         """Bind the socket and start the sender and receiver tasks.
 
-        :raises ~replobj.errors.TransportError: if the address cannot be bound.
+        :raises ~replobj.errors.TransportError: if the address cannot be bound, or if
+            the transport was already started.
         """
+        self._check_startable()
         host, port = self._listen
         raw: socket.socket | None = None
         try:

@@ -66,7 +66,7 @@ def test_lambda_argument_falls_back_to_cloudpickle() -> None:
     offset = 41
     cmd = call("kv", "call", "x", lambda old: (old or 0) + offset + 1, seq=1, cls=KV)
     payload = encode_command(cmd)
-    with pytest.raises(Exception):  # noqa: B017, PT011 - plain pickle really cannot do it
+    with pytest.raises(Exception):  # noqa: B017 - plain pickle really cannot do it
         pickle.dumps(cmd.args[1])
     decoded = decode_command(payload)
     assert decoded.args[1](None) == 42

@@ -56,17 +56,18 @@ def test_noop_and_config_entries_only_advance() -> None:
 
 
 def test_entries_must_come_in_order() -> None:
-    machine, counter, _ = _machine()
+    machine, _, _ = _machine()
     with pytest.raises(ApplyOrderError, match="entry 2 cannot follow applied index 0"):
         machine.apply(Entry(1, 2, EntryKind.NOOP))
     assert machine.applied_index == 0
 
 
 def test_batch_entry_applies_every_command_in_order() -> None:
-    machine, counter, kv = _machine()
+    machine, counter, _ = _machine()
     cmds = [call("counter", "incr", i, seq=i) for i in (1, 2, 3)]
     outcome = machine.apply(Log().command(*cmds))
     assert [o.result() for o in outcome.commands] == [1, 3, 6]
+    assert counter.value == 6
 
 
 def test_duplicate_client_seq_is_applied_once() -> None:
@@ -134,6 +135,7 @@ def test_unknown_object_is_reported_and_the_machine_keeps_going() -> None:
     with pytest.raises(UnknownObjectError, match="attached: 'counter', 'kv'"):
         outcome.result()
     assert _only(machine.apply(log.command(call("counter", "incr", seq=2))).commands).value == 1
+    assert counter.value == 1
 
 
 def test_unknown_method_and_query_as_command_are_reported() -> None:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
+from transport_helpers import free_port
 
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Run every async transport test on asyncio and on trio."""
     return str(request.param)
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port that was free on 127.0.0.1 a moment ago (bind port 0, read it back)."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

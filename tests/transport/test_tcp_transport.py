@@ -20,6 +20,7 @@ from replobj.errors import AuthenticationError, TransportError, VersionMismatchE
 from replobj.raft.messages import AppendEntries, Message, TimeoutNow
 from replobj.raft.types import Entry
 from replobj.transport.auth import Hello, RecordSealer, client_handshake
+from replobj.transport.base import Transport
 from replobj.transport.codec import WIRE_VERSION, encode_frame
 from replobj.transport.tcp import TcpTransport
 
@@ -254,3 +255,21 @@ async def test_silent_connections_cannot_exhaust_the_listener(ports: list[int]) 
         finally:
             for stream in silent:
                 await stream.aclose()
+
+
+async def test_update_peers_moves_a_link(ports: list[int]) -> None:
+    pa, pb, pc = ports
+    async with _tcp("a", pa, {"b": pb}, secret=SECRET) as a:
+        assert isinstance(a, Transport)
+        async with _tcp("b", pb, {}, secret=SECRET) as b:
+            assert await resend_until_received(a, "b", b, TimeoutNow(1, "a")) == TimeoutNow(1, "a")
+        async with _tcp("b", pc, {}, secret=SECRET) as moved:
+            a.update_peers({"b": ("127.0.0.1", pc)})
+            assert await resend_until_received(a, "b", moved, TimeoutNow(2, "a")) == TimeoutNow(
+                2, "a"
+            )
+        a.update_peers({})
+        a.send("b", TimeoutNow(3, "a"))
+        assert a.stats.dropped == 1
+        with pytest.raises(TransportError, match="only once"):
+            await a.start()

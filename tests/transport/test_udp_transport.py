@@ -7,8 +7,7 @@ import socket
 
 import anyio
 import pytest
-from conftest import free_port
-from transport_helpers import SECRET, receive_n, resend_until_received, wait_until
+from transport_helpers import SECRET, free_port, receive_n, resend_until_received, wait_until
 from wire_strategies import KINDS, sample_messages
 
 from replobj.errors import ProtocolError, TransportError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 
 import anyio
@@ -10,6 +11,13 @@ from replobj.raft.messages import Message
 from replobj.transport.base import Transport
 
 SECRET = b"correct horse battery staple"
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port that was free on 127.0.0.1 a moment ago (bind port 0, read it back)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 async def wait_until(condition: Callable[[], bool], what: str, within: float = 5.0) -> None:

@@ -1,0 +1,527 @@
+"""``Node``: one member of a replobj cluster, embedded in the application's process.
+
+A node owns a Raft core, its storage, its transport, the runtime that drives them and
+the state machine holding the attached objects. It is used as an async context
+manager; calls on attached objects go through :mod:`replobj.proxy`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+
+from . import errors
+from .command import Command, encode_command, new_client_id, stamp_command
+from .directory import DIRECTORY_NAME, ClusterDirectory
+from .proxy import ObjectProxy
+from .raft.node import RaftNode
+from .raft.options import RaftOptions, RestoredState
+from .raft.types import ClusterConfig, Entry, NodeId, ProposalId, Role, SnapshotMeta
+from .replicated import spec_of
+from .runtime import RaftRuntime, RuntimeOptions
+from .statemachine import ApplyOutcome, StateMachine
+from .storage.memory import MemoryStorage
+from .storage.protocol import Storage
+from .storage.registry import open_storage
+from .transport.base import Address, Transport
+from .transport.tcp import TcpTransport
+
+logger = logging.getLogger("replobj")
+
+_T = TypeVar("_T")
+
+
+def parse_address(address: str) -> Address:
+    """``"host:port"`` → ``(host, port)``; IPv6 hosts in brackets (``"[::1]:7001"``).
+
+    :raises ValueError: if the address has no valid port.
+    """
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"expected 'host:port', got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerLag:
+    """How far one member is behind the leader (known on the leader only)."""
+
+    match_index: int
+    lag: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """What :meth:`Node.status` reports."""
+
+    id: NodeId
+    role: str
+    term: int
+    leader: NodeId | None
+    voters: tuple[NodeId, ...]
+    learners: tuple[NodeId, ...]
+    commit_index: int
+    applied_index: int
+    last_index: int
+    snapshot_index: int
+    peers: dict[NodeId, PeerLag]
+
+
+class Node:
+    """One member of a replicated-object cluster.
+
+    :param node_id: this member's stable name.
+    :param listen: ``"host:port"`` to listen on (loopback or the address peers use).
+    :param peers: every founding member's address, this node included, to bootstrap a
+        new cluster; on restart the stored membership wins (a mismatch is logged).
+    :param data_dir: where the RocksDB store lives; ``None`` keeps everything in memory
+        (nothing survives a restart).
+    :param secret: the cluster secret (same on every node); required unless every
+        address is loopback.
+    :param join: start as a node to be added to a running cluster (do not bootstrap);
+        ``peers`` must still give the current members' addresses.
+    :param storage: a ready :class:`~replobj.storage.Storage` instead of ``data_dir``.
+    :param election_timeout: seconds (randomised up to twice this).
+    :param heartbeat_interval: seconds between leader heartbeats.
+    :param snapshot_entries: applied entries between automatic snapshots.
+    :param call_timeout: default seconds a call may take before
+        :class:`~replobj.errors.CallTimeoutError`.
+    :param seed: seed for timeouts' jitter (tests).
+    """
+
+    def __init__(
+        self,
+        node_id: NodeId,
+        *,
+        listen: str,
+        peers: Mapping[NodeId, str] | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        secret: str | bytes | None = None,
+        join: bool = False,
+        storage: Storage | None = None,
+        election_timeout: float = 1.0,
+        heartbeat_interval: float = 0.1,
+        snapshot_entries: int = 20_000,
+        call_timeout: float = 10.0,
+        seed: int | None = None,
+    ) -> None:
+        self.id = node_id
+        self.listen = listen
+        self.peers = dict(peers or {})
+        if not join and not self.peers:
+            self.peers = {node_id: listen}
+        self.data_dir = data_dir
+        self.secret = secret.encode() if isinstance(secret, str) else secret
+        self.join = join
+        self.call_timeout = call_timeout
+        self._storage = storage
+        self._options = RuntimeOptions(election_timeout, heartbeat_interval, snapshot_entries)
+        self._seed = seed
+        self.statemachine = StateMachine()
+        founders = {} if join else self.peers
+        self.directory = self.statemachine.attach(DIRECTORY_NAME, ClusterDirectory(founders))
+        self._client_id = new_client_id()
+        self._next_seq = 0
+        self._in_flight: set[int] = set()
+        self._runtime: RaftRuntime | None = None
+        self._transport: Transport | None = None
+        self._outer: anyio.abc.TaskGroup | None = None
+        self._stop: anyio.Event | None = None
+        self._stopped: anyio.Event | None = None
+        self._last_outcome: ApplyOutcome | None = None
+        self._outcomes: dict[int, ApplyOutcome] = {}
+
+    # ------------------------------------------------------------------ objects
+
+    def attach(self, name: str, obj: _T) -> Any:
+        """Attach ``obj`` under ``name`` and return a proxy whose methods go through the log.
+
+        Attach the same class under the same name on every node, before starting.
+
+        :raises ~replobj.errors.AttachAfterStartError: if the node has started.
+        :raises ~replobj.errors.NotReplicatedError: if the class is not ``@replicated``.
+        """
+        self.statemachine.attach(name, obj)
+        return ObjectProxy(self, name, obj, spec_of(obj))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Node:
+        self._outer = anyio.create_task_group()
+        await self._outer.__aenter__()
+        try:
+            await self._outer.start(self.serve)
+        except BaseException:
+            self._outer.cancel_scope.cancel()
+            await self._outer.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+        if self._outer is not None:
+            await self._outer.__aexit__(None, None, None)
+            self._outer = None
+
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run the node until :meth:`aclose`; for ``await task_group.start(node.serve)``.
+
+        Several nodes in one task group may then stop in any order.
+
+        :raises ~replobj.errors.StorageError: if the data directory cannot be used.
+        :raises ~replobj.errors.TransportError: if the listen address cannot be bound.
+        """
+        self.statemachine.freeze()
+        storage = self._open_storage()
+        self._stop = anyio.Event()
+        self._stopped = anyio.Event()
+        try:
+            restored = self._restore(storage)
+            raft = RaftNode(self.id, restored, self._raft_options(), prepare_payload=self._stamp)
+            transport = TcpTransport(
+                self.id,
+                parse_address(self.listen),
+                {n: parse_address(a) for n, a in self._addresses().items() if n != self.id},
+                secret=self.secret,
+            )
+            async with transport, anyio.create_task_group() as tasks:
+                self._transport = transport
+                runtime = RaftRuntime(
+                    raft,
+                    storage,
+                    transport,
+                    self._apply,
+                    self.statemachine,
+                    self._options,
+                    seed=self._seed,
+                )
+                self._runtime = runtime
+                await tasks.start(runtime.run)
+                tasks.start_soon(self._reconcile_loop)
+                logger.info("%s started on %s (term %d)", self.id, self.listen, raft.term)
+                task_status.started()
+                await self._stop.wait()
+                if runtime.is_leader and len(runtime.raft.config.voters) > 1:
+                    with anyio.move_on_after(self._options.election_timeout):
+                        await self.transfer_leadership()
+                tasks.cancel_scope.cancel()
+        finally:
+            self._runtime = None
+            self._transport = None
+            with contextlib.suppress(errors.StorageError):
+                storage.sync()
+            storage.close()
+            self._stopped.set()
+            logger.info("%s stopped", self.id)
+
+    async def start(self, tasks: anyio.abc.TaskGroup) -> None:
+        """Start the node in ``tasks`` (equivalent to ``await tasks.start(node.serve)``)."""
+        await tasks.start(self.serve)
+
+    async def aclose(self) -> None:
+        """Stop the node; a leader first hands leadership to another voter."""
+        if self._stop is None or self._stopped is None:
+            return
+        self._stop.set()
+        await self._stopped.wait()
+
+    def _open_storage(self) -> Storage:
+        if self._storage is not None:
+            return self._storage
+        if self.data_dir is None:
+            return MemoryStorage()
+        return open_storage(self.data_dir)
+
+    def _restore(self, storage: Storage) -> RestoredState:
+        restored = storage.load()
+        fresh = restored.hard_state.term == 0 and not restored.entries
+        fresh = fresh and restored.snapshot.last_index == 0 and not restored.snapshot.config.members
+        if fresh and not self.join:
+            meta = SnapshotMeta(config=ClusterConfig(voters=frozenset(self.peers)))
+            writer = storage.begin_snapshot(meta)
+            writer.commit()
+            return RestoredState.bootstrap(set(self.peers))
+        if restored.snapshot.last_index > 0:
+            size = storage.snapshot_size()
+            self.statemachine.restore(storage.read_snapshot_chunk(0, size))
+        stored = restored.snapshot.config.members
+        if self.peers and stored and set(self.peers) != stored and not self.join:
+            logger.warning(
+                "%s: the stored membership %s differs from peers=%s; using the stored one",
+                self.id,
+                sorted(stored),
+                sorted(self.peers),
+            )
+        return restored
+
+    def _raft_options(self) -> RaftOptions:
+        return RaftOptions(election_ticks=self._options.election_ticks)
+
+    def _addresses(self) -> dict[NodeId, str]:
+        return {**self.peers, **self.directory.addresses}
+
+    @staticmethod
+    def _stamp(payload: bytes) -> bytes:
+        return stamp_command(payload, time.time())
+
+    def _apply(self, entry: Entry) -> object:
+        return self.statemachine.apply(entry)
+
+    # ------------------------------------------------------------------ calls
+
+    @property
+    def runtime(self) -> RaftRuntime:
+        """The running runtime.
+
+        :raises ~replobj.errors.NodeStoppedError: if the node is not running.
+        """
+        if self._runtime is None:
+            raise errors.NodeStoppedError(
+                f"node {self.id!r} is not running; use `async with node:` or await node.start()"
+            )
+        return self._runtime
+
+    def new_command(
+        self, name: str, class_name: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Command, bytes]:
+        """Build and encode the next command of this node's client session.
+
+        :raises ~replobj.errors.UnpicklableArgumentError: if an argument cannot be pickled.
+        """
+        self._next_seq += 1
+        seq = self._next_seq
+        lowest = min(self._in_flight, default=seq)
+        cmd = Command(
+            self._client_id, seq, name, class_name, method, args, kwargs, lowest_pending=lowest
+        )
+        payload = encode_command(cmd)
+        self._in_flight.add(seq)
+        return cmd, payload
+
+    def finish_command(self, seq: int) -> None:
+        """The caller received the outcome of ``seq`` (it may be forgotten by the sessions)."""
+        self._in_flight.discard(seq)
+
+    async def submit(self, seq: int, payload: bytes, timeout: float | None) -> ApplyOutcome:
+        """Get ``payload`` applied through the leader; the outcome is this replica's.
+
+        Retries (same payload, hence same client sequence number: applied at most once)
+        across leader changes until ``timeout``.
+
+        :raises ~replobj.errors.CallTimeoutError: if not applied in time.
+        """
+        deadline = anyio.current_time() + (timeout or self.call_timeout)
+        reached_log = False
+        try:
+            while True:
+                remaining = deadline - anyio.current_time()
+                if remaining <= 0:
+                    break
+                attempt = min(remaining, 2 * self._options.election_timeout)
+                with anyio.move_on_after(attempt):
+                    proposal = await self._forward(payload)
+                    if proposal is None:
+                        continue
+                    reached_log = True
+                    outcome = await self.runtime.track(proposal).wait()
+                    if outcome.applied and isinstance(outcome.value, ApplyOutcome):
+                        return outcome.value
+        finally:
+            self.finish_command(seq)
+        raise errors.CallTimeoutError(
+            f"the call did not complete within {timeout or self.call_timeout:.1f}s "
+            + (
+                "(it reached the log: it may still apply)"
+                if reached_log
+                else "(no leader accepted it: it did not apply)"
+            ),
+            outcome_known=not reached_log,
+        )
+
+    async def _forward(self, payload: bytes) -> ProposalId | None:
+        runtime = self.runtime
+        try:
+            proposals = await runtime.forward([payload]).wait()
+        except (
+            errors.NoLeaderError,
+            errors.NotLeaderError,
+            errors.LeaderNotReadyError,
+            errors.TransferInProgressError,
+        ):
+            await self._wait_role_change()
+            return None
+        return proposals[0] if proposals else None
+
+    async def _wait_role_change(self) -> None:
+        with anyio.move_on_after(self._options.heartbeat_interval * 2):
+            await self.runtime.role_changed.wait()
+
+    async def read_barrier(self, timeout: float | None = None) -> None:
+        """Wait until this replica reflects every write committed before the call (ReadIndex).
+
+        :raises ~replobj.errors.CallTimeoutError: if no leader confirmed a read in time.
+        """
+        limit = timeout or self.call_timeout
+        with anyio.move_on_after(limit):
+            while True:
+                runtime = self.runtime
+                try:
+                    pending = runtime.read_index()
+                except (errors.NoLeaderError, errors.NotLeaderError):
+                    await self._wait_role_change()
+                    continue
+                with anyio.move_on_after(2 * self._options.election_timeout):
+                    try:
+                        index = await pending.wait()
+                    except errors.ReadFailedError:
+                        continue
+                    await runtime.applied.wait_for(index)
+                    return
+                runtime.forget(pending)
+        raise errors.CallTimeoutError(
+            f"no leader confirmed a linearizable read within {limit:.1f}s", outcome_known=True
+        )
+
+    # ------------------------------------------------------------------ cluster
+
+    def status(self) -> NodeStatus:
+        """Role, term, leader, members, commit/applied indexes and, on the leader, peer lag."""
+        raft = self.runtime.raft
+        status = raft.status()
+        peers = {
+            peer: PeerLag(p.match_index, status.last_index - p.match_index, p.state)
+            for peer, p in status.peers.items()
+        }
+        return NodeStatus(
+            id=self.id,
+            role=status.role.value,
+            term=status.term,
+            leader=status.leader,
+            voters=tuple(sorted(status.config.voters)),
+            learners=tuple(sorted(status.config.learners)),
+            commit_index=status.commit_index,
+            applied_index=self.statemachine.applied_index,
+            last_index=status.last_index,
+            snapshot_index=status.snapshot_index,
+            peers=peers,
+        )
+
+    async def wait_for_leader(self, timeout: float | None = None) -> NodeId:
+        """The leader's id, once one is known.
+
+        :raises ~replobj.errors.CallTimeoutError: if none is elected in time.
+        """
+        limit = timeout or self.call_timeout
+        with anyio.move_on_after(limit):
+            while self.runtime.raft.leader is None:
+                await self._wait_role_change()
+            leader = self.runtime.raft.leader
+            assert leader is not None
+            return leader
+        raise errors.CallTimeoutError(f"no leader elected within {limit:.1f}s", outcome_known=True)
+
+    async def add_member(
+        self, node_id: NodeId, address: str, *, timeout: float | None = None
+    ) -> None:
+        """Add ``node_id`` (listening at ``address``); returns once it is a voter.
+
+        The node must be started with ``join=True``. It first replicates as a learner and
+        is promoted automatically once caught up (joint consensus).
+
+        :raises ~replobj.errors.CallTimeoutError: if it did not become a voter in time (it
+            stays scheduled: it is promoted as soon as it catches up).
+        """
+        parse_address(address)
+        await self._directory_call("add_member", (node_id, address), timeout)
+        await self._wait_config(
+            lambda c: node_id in c.voters and not c.is_joint,
+            timeout,
+            f"{node_id!r} to become a voter",
+        )
+
+    async def remove_member(self, node_id: NodeId, *, timeout: float | None = None) -> None:
+        """Remove ``node_id`` (any member, the leader included); returns once it is out."""
+        await self._directory_call("remove_member", (node_id,), timeout)
+        await self._wait_config(
+            lambda c: node_id not in c.members and not c.is_joint, timeout, f"{node_id!r} to leave"
+        )
+
+    async def transfer_leadership(self, to: NodeId | None = None) -> None:
+        """Ask the leader (this node) to hand over to ``to`` or the most caught-up voter.
+
+        :raises ~replobj.errors.NotLeaderError: if this node is not the leader.
+        """
+        runtime = self.runtime
+        refusal = runtime.raft.transfer_leadership(to)
+        if refusal is not None:
+            raise errors.error_for_refusal(refusal)
+        runtime.kick()
+        while runtime.is_leader:
+            await self._wait_role_change()
+
+    async def snapshot(self) -> int:
+        """Take a snapshot now and compact the log; returns the snapshot's index."""
+        meta = self.runtime.take_snapshot()
+        return meta.last_index if meta else self.runtime.raft.snapshot.last_index
+
+    async def _directory_call(
+        self, method: str, args: tuple[Any, ...], timeout: float | None
+    ) -> None:
+        cls = spec_of(self.directory).class_name
+        cmd, payload = self.new_command(DIRECTORY_NAME, cls, method, args, {})
+        outcome = await self.submit(cmd.seq, payload, timeout)
+        for result in outcome.commands:
+            if result.client_id == cmd.client_id and result.seq == cmd.seq:
+                result.result()
+
+    async def _wait_config(self, done: Any, timeout: float | None, what: str) -> None:
+        limit = timeout or self.call_timeout * 3
+        with anyio.move_on_after(limit):
+            while not done(self.runtime.raft.config):
+                with anyio.move_on_after(self._options.heartbeat_interval):
+                    await self.runtime.role_changed.wait()
+            return
+        raise errors.CallTimeoutError(f"timed out waiting for {what}", outcome_known=False)
+
+    async def _reconcile_loop(self) -> None:
+        """Keep the transport's address book and (on the leader) the Raft config in line
+        with the replicated directory."""
+        known: dict[NodeId, str] = {}
+        while True:
+            await anyio.sleep(self._options.heartbeat_interval)
+            runtime = self.runtime
+            addresses = self._addresses()
+            if addresses != known and self._transport is not None:
+                known = addresses
+                self._transport.update_peers(
+                    {n: parse_address(a) for n, a in addresses.items() if n != self.id}
+                )
+            if runtime.raft.role is Role.LEADER:
+                self._reconcile_membership(runtime)
+
+    def _reconcile_membership(self, runtime: RaftRuntime) -> None:
+        wanted = set(self.directory.wanted())
+        config = runtime.raft.config
+        if not wanted or config.is_joint:
+            return
+        for node_id in sorted(wanted - config.members):
+            if runtime.raft.add_member(node_id):
+                logger.info("%s: adding %s as a learner", self.id, node_id)
+                runtime.kick()
+            return
+        for node_id in sorted(config.members - wanted):
+            if runtime.raft.remove_member(node_id):
+                logger.info("%s: removing %s", self.id, node_id)
+                runtime.kick()
+            return

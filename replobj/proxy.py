@@ -1,0 +1,104 @@
+"""Proxies: what ``node.attach`` returns. Attribute access gives awaitable method proxies.
+
+``await proxy.cmd(...)`` runs a command through the log and returns its result as
+applied on this node; ``await proxy.q(...)`` runs a query after a linearizable read
+barrier (ReadIndex); ``await proxy.q.local(...)`` runs it on this replica at once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import errors
+from .replicated import ObjectSpec
+
+if TYPE_CHECKING:
+    from .node import Node
+
+__all__ = ["CommandMethod", "ObjectProxy", "QueryMethod"]
+
+
+class ObjectProxy:
+    """Stands for an attached object; its public methods become awaitable calls."""
+
+    __slots__ = ("_name", "_node", "_obj", "_spec")
+
+    def __init__(self, node: Node, name: str, obj: object, spec: ObjectSpec) -> None:
+        self._node = node
+        self._name = name
+        self._obj = obj
+        self._spec = spec
+
+    def __getattr__(self, method: str) -> CommandMethod | QueryMethod:
+        spec = self._spec
+        if spec.is_command(method):
+            return CommandMethod(self._node, self._name, spec, method)
+        if spec.is_query(method):
+            return QueryMethod(self._node, self._name, method)
+        raise errors.UnknownMethodError(
+            f"{spec.class_name} has no command or query {method!r} "
+            f"(commands: {sorted(spec.commands)}, queries: {sorted(spec.queries)})"
+        )
+
+    def __repr__(self) -> str:
+        return f"<replicated {self._spec.class_name} {self._name!r} on node {self._node.id!r}>"
+
+
+class CommandMethod:
+    """``await proxy.method(...)``: replicate the call, return its result on this node."""
+
+    __slots__ = ("_method", "_name", "_node", "_spec")
+
+    def __init__(self, node: Node, name: str, spec: ObjectSpec, method: str) -> None:
+        self._node = node
+        self._name = name
+        self._spec = spec
+        self._method = method
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command on every replica; raise what it raised, return what it returned.
+
+        :raises ~replobj.errors.UnpicklableArgumentError: before anything is sent.
+        :raises ~replobj.errors.CallTimeoutError: if it did not complete in time.
+        """
+        return await self.call(args, kwargs)
+
+    async def call(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], *, timeout: float | None = None
+    ) -> Any:
+        """Like calling the proxy, with an explicit ``timeout`` in seconds."""
+        node = self._node
+        node.runtime  # noqa: B018 - fail fast with NodeStoppedError
+        cmd, payload = node.new_command(
+            self._name, self._spec.class_name, self._method, args, kwargs
+        )
+        outcome = await node.submit(cmd.seq, payload, timeout)
+        if outcome.error is not None:
+            raise outcome.error
+        for result in outcome.commands:
+            if result.client_id == cmd.client_id and result.seq == cmd.seq:
+                return result.result()
+        raise errors.ReplObjError(  # pragma: no cover - the state machine always answers
+            f"the entry applied for {cmd.call} holds no outcome for it"
+        )
+
+
+class QueryMethod:
+    """``await proxy.query(...)`` (linearizable) or ``await proxy.query.local(...)``."""
+
+    __slots__ = ("_method", "_name", "_node")
+
+    def __init__(self, node: Node, name: str, method: str) -> None:
+        self._node = node
+        self._name = name
+        self._method = method
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the query once this replica has applied every earlier committed write."""
+        await self._node.read_barrier()
+        return self._node.statemachine.run_query(self._name, self._method, args, kwargs)
+
+    async def local(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the query on this replica's current state: no round-trip, maybe stale."""
+        self._node.runtime  # noqa: B018 - fail fast with NodeStoppedError
+        return self._node.statemachine.run_query(self._name, self._method, args, kwargs)
