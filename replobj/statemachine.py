@@ -5,10 +5,25 @@ No I/O, no tasks, no clocks: the runtime feeds committed entries in log order to
 a command raises is captured in its outcome (the caller sees it raised) and the machine
 keeps going, so a failing command leaves every replica in the same state.
 
+Decisions:
+
+- a command that raises still counts as applied: its exception is the outcome, kept
+  for retries like a return value; a method that half-mutated state before raising has
+  done so identically everywhere;
+- unknown objects, unknown methods and class mismatches are outcomes too (the node
+  keeps serving); a mismatch means the nodes are misconfigured and may diverge, so the
+  runtime should log it loudly;
+- commands never run as local queries (:meth:`StateMachine.run_query` refuses them);
+- command payloads are always decoded, also on the leader: the pickle round trip is
+  what keeps a caller who mutates an argument after the call from changing one replica.
+
 Snapshot layout: one format tag byte (``SNAPSHOT_TAG``) then a pickle (protocol 5) of a
 dict holding the applied index/term, the session table and each object's state
-(``__getstate__``; restored in place with ``__setstate__`` when the class defines it).
-The cluster configuration travels next to it in the Raft ``SnapshotMeta``.
+(``__getstate__``, pickled separately, cloudpickle as fallback). Restoring is in place:
+a class's own ``__setstate__`` is called on the live instance (attributes it does not
+set keep their values); otherwise the instance ``__dict__`` and slots are replaced as
+pickle would fill a fresh instance. The cluster configuration travels next to the
+snapshot in the Raft ``SnapshotMeta``.
 """
 
 from __future__ import annotations

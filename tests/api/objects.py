@@ -170,3 +170,15 @@ def call(
         timestamp=at,
         lowest_pending=lowest_pending,
     )
+
+
+@replicated
+class Recorder:
+    """Records every call it executes, with the entry index it came from."""
+
+    def __init__(self) -> None:
+        self.applied: list[tuple[Any, int]] = []
+
+    def record(self, tag: Any) -> int:
+        self.applied.append((tag, current_entry().index))
+        return len(self.applied)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from replobj.command import CommandOutcome
@@ -223,3 +225,22 @@ def test_first_apply_closes_attaching() -> None:
     assert machine.frozen
     with pytest.raises(AttachAfterStartError):
         machine.attach("c", Counter())
+
+
+@pytest.mark.parametrize(
+    "error_type",
+    [
+        ClassMismatchError,
+        CorruptCommandError,
+        StaleCommandError,
+        UnknownMethodError,
+        UnknownObjectError,
+        NotAQueryError,
+        NoCurrentEntryError,
+    ],
+)
+def test_outcome_errors_survive_pickling(error_type: type[Exception]) -> None:
+    """Kept outcomes travel in snapshots, so the errors they hold must unpickle."""
+    copy = pickle.loads(pickle.dumps(error_type("what happened; what to do")))
+    assert type(copy) is error_type
+    assert str(copy) == "what happened; what to do"

@@ -24,6 +24,8 @@ from replobj.raft import (
     HardState,
     LogIndex,
     NodeId,
+    ProposalFailed,
+    ProposalForwarded,
     RaftNode,
     ReadFailed,
     ReadReady,
@@ -57,6 +59,7 @@ class Store:
     applied_index: LogIndex = 0
     state_machine: list[tuple[LogIndex, bytes]] = field(default_factory=list)
     reads: list[ReadReady | ReadFailed] = field(default_factory=list)
+    forwarded: list[ProposalForwarded | ProposalFailed] = field(default_factory=list)
     trace: list[Action] = field(default_factory=list)
     timer: TimerKind | None = None
 

@@ -24,6 +24,8 @@ from replobj.raft import (
     LogIndex,
     Message,
     NodeId,
+    ProposalFailed,
+    ProposalForwarded,
     ProposalId,
     RaftNode,
     RaftOptions,
@@ -108,6 +110,7 @@ class Cluster:
     :param joining: nodes started with ``RestoredState.joining()``, to be added later.
     :param options: options for every node.
     :param auto_persist: report every append durable as soon as it is issued.
+    :param prepare_payload: passed to every node (a leader's hook on command payloads).
     """
 
     def __init__(
@@ -117,8 +120,10 @@ class Cluster:
         joining: Sequence[NodeId] = (),
         options: RaftOptions | None = None,
         auto_persist: bool = True,
+        prepare_payload: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.options = options or RaftOptions()
+        self.prepare_payload = prepare_payload
         self.auto_persist = auto_persist
         self.nodes: dict[NodeId, RaftNode] = {}
         self.stores: dict[NodeId, Store] = {}
@@ -157,7 +162,9 @@ class Cluster:
         store.applied_index = restored.snapshot.last_index
         store.state_machine = decode_state(store.snapshot_data)
         self.stores[node_id] = store
-        self.nodes[node_id] = RaftNode(node_id, restored, self.options)
+        self.nodes[node_id] = RaftNode(
+            node_id, restored, self.options, prepare_payload=self.prepare_payload
+        )
         self.down.discard(node_id)
         self.drain(node_id)
 
@@ -427,6 +434,8 @@ class Cluster:
             self._check_state_machine_safety(node_id, action)
         elif isinstance(action, ReadReady | ReadFailed):
             store.reads.append(action)
+        elif isinstance(action, ProposalForwarded | ProposalFailed):
+            store.forwarded.append(action)
         elif isinstance(action, SendSnapshotChunk):
             self._send_chunk(node_id, store, action)
         elif isinstance(action, WriteSnapshotChunk):

@@ -96,6 +96,26 @@ def test_7_lagging_follower_gets_snapshot_in_chunks() -> None:
     assert cluster.applied_payloads("c") == [*PAYLOADS, b"after"]
 
 
+def test_7_lagging_follower_gets_snapshot_then_the_entries_after_it() -> None:
+    """§7: a follower behind the compacted prefix receives the snapshot, then the entries
+    that follow it by ordinary AppendEntries."""
+    cluster = _elected(RaftOptions(max_append_entries=2))
+    cluster.isolate("c")
+    cluster.commit("a", PAYLOADS)
+    leader = cluster.node("a")
+    meta = cluster.take_snapshot("a", leader.applied_index - 4)
+    assert leader.last_index > meta.last_index
+    cluster.heal()
+    for _ in range(3):
+        cluster.heartbeat("a")
+    follower = cluster.node("c")
+    assert follower.snapshot == meta
+    assert follower.last_index == leader.last_index
+    assert cluster.applied_payloads("c") == PAYLOADS
+    appended = [e.index for a in of_type(cluster.trace("c"), AppendLog) for e in a.entries]
+    assert set(range(meta.last_index + 1, leader.last_index + 1)) <= set(appended)
+
+
 def test_7_snapshot_transfer_resumes_at_the_lost_chunk() -> None:
     """Resumable transfer: a lost chunk is re-sent from its offset, not from byte 0."""
     options = RaftOptions(snapshot_chunk_bytes=32)

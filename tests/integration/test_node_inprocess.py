@@ -1,0 +1,164 @@
+"""Whole nodes in one process: real TCP on loopback, real RocksDB, both anyio backends."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import anyio
+import pytest
+from cluster_helpers import Cluster
+
+from replobj import errors
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_commands_and_reads_from_every_member(tmp_path: Path) -> None:
+    async with anyio.create_task_group() as tasks:
+        cluster = Cluster(tasks, tmp_path, 3)
+        for node_id in cluster.addresses:
+            await cluster.start(node_id)
+        await cluster.leader()
+        counts = [await cluster.proxies[f"n{i % 3}"].add(f"v{i}") for i in range(9)]
+        assert counts == list(range(1, 10))
+        expected = [f"v{i}" for i in range(9)]
+        for node_id in cluster.nodes:
+            assert await cluster.proxies[node_id].snapshot_values() == expected
+        statuses = [node.status() for node in cluster.nodes.values()]
+        assert {s.applied_index for s in statuses} == {statuses[0].commit_index}
+        await cluster.close()
+
+
+async def test_exceptions_raise_identically_and_the_node_keeps_serving(tmp_path: Path) -> None:
+    async with anyio.create_task_group() as tasks:
+        cluster = Cluster(tasks, tmp_path, 3)
+        for node_id in cluster.addresses:
+            await cluster.start(node_id)
+        await cluster.leader()
+        proxy = cluster.proxies["n1"]
+        with pytest.raises(ValueError, match="boom"):
+            await proxy.fail("boom")
+        with pytest.raises(errors.UnknownMethodError):
+            proxy.no_such_method  # noqa: B018
+        with pytest.raises(errors.UnpicklableArgumentError):
+            await proxy.add(threading.Lock())
+        with pytest.raises(errors.NotAQueryError):
+            cluster.nodes["n1"].statemachine.run_query("reg", "add", ("x",))
+        assert await proxy.add("after") == 1001
+        for node_id in cluster.nodes:
+            assert await cluster.proxies[node_id].snapshot_values() == ["after"]
+        await cluster.close()
+
+
+async def test_commands_get_a_leader_timestamp(tmp_path: Path) -> None:
+    async with anyio.create_task_group() as tasks:
+        cluster = Cluster(tasks, tmp_path, 3)
+        for node_id in cluster.addresses:
+            await cluster.start(node_id)
+        await cluster.leader()
+        first = await cluster.proxies["n0"].stamp()
+        second = await cluster.proxies["n2"].stamp()
+        assert 0 < first <= second
+        await cluster.close()
+
+
+async def test_leader_stop_elects_a_new_leader_and_keeps_every_write(tmp_path: Path) -> None:
+    async with anyio.create_task_group() as tasks:
+        cluster = Cluster(tasks, tmp_path, 3)
+        for node_id in cluster.addresses:
+            await cluster.start(node_id)
+        old = await cluster.leader()
+        follower = next(n for n in cluster.nodes if n != old)
+        for i in range(5):
+            await cluster.proxies[follower].add(f"before{i}")
+        await cluster.stop(old)
+        new = await cluster.leader()
+        assert new != old
+        for i in range(5):
+            await cluster.proxies[new].add(f"after{i}")
+        await cluster.start(old)
+        expected = [f"before{i}" for i in range(5)] + [f"after{i}" for i in range(5)]
+        for node_id in cluster.nodes:
+            assert await cluster.proxies[node_id].snapshot_values() == expected
+        await cluster.close()
+
+
+async def test_a_restarted_node_catches_up_from_its_data_dir(tmp_path: Path) -> None:
+    async with anyio.create_task_group() as tasks:
+        cluster = Cluster(tasks, tmp_path, 3)
+        for node_id in cluster.addresses:
+            await cluster.start(node_id)
+        leader = await cluster.leader()
+        lagging = next(n for n in cluster.nodes if n != leader)
+        await cluster.proxies[leader].add("one")
+        await cluster.stop(lagging)
+        for i in range(20):
+            await cluster.proxies[leader].add(f"x{i}")
+        await cluster.nodes[leader].snapshot()
+        await cluster.start(lagging)
+        expected = ["one"] + [f"x{i}" for i in range(20)]
+        await cluster.wait_until(
+            lambda: (
+                cluster.nodes[lagging].statemachine.applied_index
+                >= cluster.nodes[leader].status().commit_index
+            )
+        )
+        assert await cluster.proxies[lagging].snapshot_values.local() == expected
+        await cluster.close()
+
+
+async def test_members_join_and_leave_while_serving(tmp_path: Path) -> None:
+    async with anyio.create_task_group() as tasks:
+        cluster = Cluster(tasks, tmp_path, 3)
+        cluster.addresses["n3"] = f"127.0.0.1:{_port()}"
+        for node_id in ("n0", "n1", "n2"):
+            await cluster.start(node_id)
+        leader = await cluster.leader()
+        for i in range(5):
+            await cluster.proxies[leader].add(f"a{i}")
+        await cluster.start("n3", join=True)
+        await cluster.nodes["n1"].add_member("n3", cluster.addresses["n3"])
+        assert "n3" in cluster.nodes[leader].status().voters
+        await cluster.proxies["n3"].add("from-n3")
+        await cluster.nodes["n3"].remove_member(leader)
+        removed = cluster.nodes[leader].status()
+        assert removed.role == "follower"
+        assert leader not in removed.voters
+        await cluster.stop(leader)
+        new_leader = await cluster.leader()
+        assert new_leader != leader
+        await cluster.proxies[new_leader].add("last")
+        expected = [f"a{i}" for i in range(5)] + ["from-n3", "last"]
+        for node_id in cluster.nodes:
+            assert await cluster.proxies[node_id].snapshot_values() == expected
+            assert leader not in cluster.nodes[node_id].status().voters
+        await cluster.close()
+
+
+async def test_without_quorum_calls_time_out_then_recover(tmp_path: Path) -> None:
+    async with anyio.create_task_group() as tasks:
+        cluster = Cluster(tasks, tmp_path, 3)
+        for node_id in cluster.addresses:
+            await cluster.start(node_id)
+        await cluster.leader()
+        await cluster.proxies["n0"].add("ok")
+        await cluster.stop("n1")
+        await cluster.stop("n2")
+        with pytest.raises(errors.CallTimeoutError) as info:
+            await cluster.proxies["n0"].add.call(("lost?",), {}, timeout=1.5)
+        assert isinstance(info.value, TimeoutError)
+        await cluster.start("n1")
+        await cluster.leader()
+        await cluster.proxies["n0"].add("back")
+        values = await cluster.proxies["n1"].snapshot_values()
+        assert values[0] == "ok"
+        assert values[-1] == "back"
+        assert values.count("lost?") <= 1
+        await cluster.close()
+
+
+def _port() -> int:
+    from cluster_helpers import free_port
+
+    return free_port()
