@@ -12,16 +12,45 @@ from replobj.raft import (
     Refusal,
     RefusalReason,
     RestoredState,
+    Role,
 )
 
 from .checks import SafetyViolation
-from .engine import Proposal, SimEngine
+from .engine import PendingRead, Proposal, SimEngine
 from .network import RELIABLE, split_links
 from .simnode import SimNode
 
 
 class SimCluster(SimEngine):
     """A simulated cluster with the calls a client, an operator and a fault injector make."""
+
+    def live(self) -> list[SimNode]:
+        """Running nodes, in name order."""
+        return [n for _, n in sorted(self.nodes.items()) if n.alive]
+
+    def leader(self) -> SimNode | None:
+        """The running node that believes it leads with the highest term, if any."""
+        best: SimNode | None = None
+        for node in self.live():
+            if node.raft.role is Role.LEADER and (best is None or node.raft.term > best.raft.term):
+                best = node
+        return best
+
+    def request_read(self, node_id: NodeId) -> int | None:
+        """Start a linearizable read on ``node_id``; returns its id, or None if refused."""
+        node = self.nodes[node_id]
+        if not node.alive:
+            return None
+        self._read_ids += 1
+        rid = self._read_ids
+        required = self.checker.max_commit
+        refused = node.raft.read_index(rid)
+        if refused is not None:
+            self.drive(node)
+            return None
+        self.reads[rid] = PendingRead(node_id, required, self.now)
+        self.drive(node)
+        return rid
 
     def next_payload(self) -> bytes:
         """A payload unique within this run (``b"<seed>:<n>"``)."""
@@ -180,6 +209,40 @@ class SimCluster(SimEngine):
                     payloads.append(payload)
                     proposed_to = (leader.id, leader.raft.term)
             self.run_until(min(self.now + step, deadline))
+
+    def settle(self, deadline: int) -> str | None:
+        """Liveness after healing: configuration changes finish and reads are served.
+
+        Runs until the leader's configuration is neither joint nor waiting to promote a
+        learner, then until a read on every member succeeds. Returns what did not happen
+        by ``deadline``, or None.
+        """
+        step = self.params.heartbeat_ticks
+
+        def config_settled() -> bool:
+            leader = self.leader()
+            if leader is None:
+                return False
+            config = leader.raft.config
+            return not config.is_joint and not config.auto_promote
+
+        if not self.run_until_true(config_settled, deadline, step):
+            return "the configuration is still joint or a learner is still awaiting promotion"
+        pending: dict[NodeId, int | None] = {}
+
+        def reads_served() -> bool:
+            leader = self.leader()
+            if leader is None:
+                return False
+            for node_id in sorted(leader.raft.config.members):
+                rid = pending.get(node_id)
+                if rid is None or self.answered.get(rid) is False:
+                    pending[node_id] = self.request_read(node_id)
+            return all(rid is not None and self.answered.get(rid) for rid in pending.values())
+
+        if not self.run_until_true(reads_served, deadline, step):
+            return f"linearizable reads were not served on every member: {pending}"
+        return None
 
     def final_check(self) -> None:
         """End-of-run checks: leader completeness now, and every known proposal's fate."""

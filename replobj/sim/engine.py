@@ -22,7 +22,6 @@ from replobj.raft import (
     ProposalId,
     RaftOptions,
     RestoredState,
-    Role,
     Term,
 )
 from replobj.raft import actions as act
@@ -114,6 +113,8 @@ class SimEngine:
         self.now = 0
         self.nodes: dict[NodeId, SimNode] = {}
         self.reads: dict[int, PendingRead] = {}
+        self.answered: dict[int, bool] = {}
+        """Read id -> True (ReadReady) or False (ReadFailed)."""
         self.proposals: list[Proposal] = []
         self.retired: set[NodeId] = set()
         self.intercept: Callable[[NodeId, NodeId, msg.Message], msg.Message | None] | None = None
@@ -230,6 +231,7 @@ class SimEngine:
                 self._read_ready(node, action)
             elif isinstance(action, act.ReadFailed):
                 self.reads.pop(action.request_id, None)
+                self.answered[action.request_id] = False
                 self.stats.reads_failed += 1
             elif isinstance(action, act.SendSnapshotChunk):
                 self._send_chunk(node, action)
@@ -330,6 +332,7 @@ class SimEngine:
                 f"read {action.request_id} asked on {pending.node} answered on {node.id}",
             )
         self.checker.check_read(node, action.read_index, pending.required)
+        self.answered[action.request_id] = True
         self.stats.reads_ready += 1
 
     def _send_chunk(self, node: SimNode, action: act.SendSnapshotChunk) -> None:
@@ -360,36 +363,6 @@ class SimEngine:
         self.stats.snapshots_taken += 1
         self.note(node.id, "snapshot", meta)
         node.raft.handle_snapshot_taken(meta)
-
-    # --- queries ----------------------------------------------------------------------
-
-    def live(self) -> list[SimNode]:
-        """Running nodes, in name order."""
-        return [n for _, n in sorted(self.nodes.items()) if n.alive]
-
-    def leader(self) -> SimNode | None:
-        """The running node that believes it leads with the highest term, if any."""
-        best: SimNode | None = None
-        for node in self.live():
-            if node.raft.role is Role.LEADER and (best is None or node.raft.term > best.raft.term):
-                best = node
-        return best
-
-    def request_read(self, node_id: NodeId) -> int | None:
-        """Start a linearizable read on ``node_id``; returns its id, or None if refused."""
-        node = self.nodes[node_id]
-        if not node.alive:
-            return None
-        self._read_ids += 1
-        rid = self._read_ids
-        required = self.checker.max_commit
-        refused = node.raft.read_index(rid)
-        if refused is not None:
-            self.drive(node)
-            return None
-        self.reads[rid] = PendingRead(node_id, required, self.now)
-        self.drive(node)
-        return rid
 
 
 def _destination(send: act.Send) -> NodeId:

@@ -26,6 +26,7 @@ FAULT_KINDS = (
     "one-way",
     "crash",
     "crash-leader",
+    "crash-many",
     "add",
     "remove",
     "remove-leader",
@@ -154,6 +155,9 @@ class ScheduledRun:
                 f"Liveness: no fresh proposal applied on every member within {limit} ticks "
                 f"after healing\n{cluster.status_table()}"
             )
+        unsettled = cluster.settle(cluster.now + limit)
+        if unsettled is not None:
+            raise cluster.failure(f"Liveness: {unsettled}\n{cluster.status_table()}")
         cluster.final_check()
         return SeedResult(
             seed=self.seed,
@@ -209,6 +213,11 @@ class ScheduledRun:
             cluster.crash(victim.id)
             if rng.random() < 0.8:
                 cluster.at(until, lambda: self._restart(victim.id))
+        elif kind == "crash-many" and live:
+            victims = rng.sample([n.id for n in live], rng.randint(len(live) // 2, len(live)))
+            for victim_id in victims:
+                cluster.crash(victim_id)
+            cluster.at(until, lambda: self._restart_all(victims))
         elif kind == "add" and self.added < 2:
             self.added += 1
             node_id = f"n{self.next_node}"
@@ -220,6 +229,10 @@ class ScheduledRun:
         elif kind == "transfer" and leader is not None:
             voters = sorted(leader.raft.config.voters - {leader.id})
             cluster.transfer(rng.choice(voters) if voters and rng.random() < 0.7 else None)
+
+    def _restart_all(self, node_ids: list[str]) -> None:
+        for node_id in node_ids:
+            self._restart(node_id)
 
     def _restart(self, node_id: str) -> None:
         if node_id not in self.cluster.retired:

@@ -148,3 +148,8 @@ def test_outcome_result_returns_or_raises() -> None:
     assert CommandOutcome(CLIENT_A, 1, value=3).result() == 3
     with pytest.raises(KeyError, match="boom"):
         CommandOutcome(CLIENT_A, 1, error=KeyError("boom")).result()
+
+
+def test_bool_is_not_a_sequence_number() -> None:
+    with pytest.raises(TypeError, match="must be ints"):
+        Command(CLIENT_A, True, "kv", "K", "set")

@@ -17,7 +17,7 @@ from .objects import KV, Counter, OtherKV
 def test_public_methods_are_commands_and_queries_are_marked() -> None:
     spec = spec_of(Counter)
     assert spec == ObjectSpec(
-        "api.objects.Counter",
+        f"{Counter.__module__}.Counter",
         frozenset({"incr", "fail", "stamp", "bad_result"}),
         frozenset({"get"}),
     )
@@ -37,7 +37,7 @@ def test_the_class_stays_plain() -> None:
 
 def test_name_overrides_the_class_name() -> None:
     assert spec_of(OtherKV).class_name == "tests.OtherKV"
-    assert spec_of(KV).class_name == "api.objects.KV"
+    assert spec_of(KV).class_name == f"{KV.__module__}.KV"
 
 
 def test_undecorated_class_is_reported() -> None:
@@ -214,3 +214,33 @@ def test_overriding_a_query_needs_a_mark() -> None:
 def test_non_class_is_rejected() -> None:
     with pytest.raises(ReplicatedClassError, match="decorates classes"):
         replicated(_incr)  # type: ignore[call-overload]
+
+
+def test_decorator_with_parentheses_and_bad_names() -> None:
+    @replicated()
+    class Plain:
+        def incr(self) -> None: ...
+
+    assert spec_of(Plain).class_name.endswith("Plain")
+    with pytest.raises(ReplicatedClassError, match="non-empty str"):
+        replicated(name="")(Plain)
+
+
+def test_wrapped_query_keeps_its_mark() -> None:
+    def logged(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any) -> Any:
+            return fn(*args)
+
+        return wrapper
+
+    @replicated
+    class Wrapped:
+        def incr(self) -> None: ...
+
+        @logged
+        @query
+        def get(self) -> int:
+            return 1
+
+    assert spec_of(Wrapped).queries == {"get"}

@@ -158,7 +158,7 @@ def test_class_mismatch_is_reported() -> None:
     with pytest.raises(ClassMismatchError) as info:
         outcome.result()
     assert str(info.value) == (
-        "object 'kv' is a api.objects.KV here but the command came from tests.OtherKV: "
+        f"object 'kv' is a {KV.__module__}.KV here but the command came from tests.OtherKV: "
         "attach the same class under the same name on every node"
     )
     assert kv.data == {}

@@ -5,8 +5,18 @@ becomes durable only when persisted (or at once with ``auto_persist``), a timer 
 only when the test fires it. Every action a node emits is executed the way a correct
 driver would, and the driver's obligations are checked on the way (a vote or term is
 saved before a message depending on it leaves; a follower acknowledges only entries
-that are durable; applied entries are consecutive and never repeated; one leader per
-term). A violation raises :class:`ContractViolation` naming the node and action.
+that are durable; applied entries are consecutive and never repeated; every node applies
+the same entry at an index (State Machine Safety); one leader per term). A violation
+raises :class:`ContractViolation` naming the node and action.
+
+Typical use::
+
+    cluster = Cluster(["a", "b", "c"])
+    cluster.elect("a")                      # timeouts + network until "a" leads
+    cluster.propose("a", b"x")              # flushes AppendLog + AppendEntries
+    cluster.deliver(kind=AppendEntries, to="b")
+    cluster.persist("b")                    # with auto_persist=False
+    cluster.deliver_all()                   # run to quiescence
 """
 
 from __future__ import annotations
@@ -240,7 +250,7 @@ class Cluster:
 
     def persist_all(self) -> None:
         """Persist every pending append on every running node."""
-        for node_id in self._running():
+        for node_id in self.running():
             self.persist(node_id)
 
     def propose(self, node_id: NodeId, payload: bytes) -> ProposalId:
@@ -378,7 +388,7 @@ class Cluster:
 
     def expire_followers(self, besides: NodeId) -> None:
         """Fire the election timer of every other running non-leader, losing what they send."""
-        for other in self._running():
+        for other in self.running():
             peer = self.nodes[other]
             if other != besides and peer.role is not Role.LEADER:
                 self.timeout(other)
@@ -398,7 +408,7 @@ class Cluster:
 
     def leader(self) -> NodeId | None:
         """The running node that is leader in the highest term, if any."""
-        leaders = [n for n in self._running() if self.nodes[n].role is Role.LEADER]
+        leaders = [n for n in self.running() if self.nodes[n].role is Role.LEADER]
         if not leaders:
             return None
         return max(leaders, key=lambda n: self.nodes[n].term)
@@ -411,7 +421,8 @@ class Cluster:
         """Every action ``node_id`` emitted so far."""
         return self.stores[node_id].trace
 
-    def _running(self) -> list[NodeId]:
+    def running(self) -> list[NodeId]:
+        """The nodes that are not crashed."""
         return [n for n in self.nodes if n not in self.down]
 
     # --- executing actions (with contract checks) -------------------------------------
@@ -467,6 +478,11 @@ class Cluster:
     def _install(self, node_id: NodeId, store: Store, action: InstallSnapshot) -> None:
         if store.staged_meta != action.meta:
             raise ContractViolation(f"{node_id}: install of unstaged {action.meta}")
+        if action.meta.last_index <= store.applied_index:
+            raise ContractViolation(
+                f"{node_id}: install of {action.meta} would move the state machine back "
+                f"from applied index {store.applied_index} (pitfall 18)"
+            )
         self.persist(node_id, drain=False)
         store.snapshot = action.meta
         store.snapshot_data = store.staged_data

@@ -18,7 +18,7 @@ from replobj.raft import (
 )
 from replobj.raft.messages import AppendEntries, RequestVote, RequestVoteReply
 
-from .harness import Cluster, of_type, sent
+from .harness import Cluster, Envelope, of_type, sent
 
 ABC = ["a", "b", "c"]
 
@@ -316,3 +316,47 @@ def test_thesis_4_1_restarted_node_uses_the_latest_config_in_its_log() -> None:
     assert cluster.node("a").commit_index == 0
     cluster.elect("a")
     assert cluster.node("a").status().peers.keys() == {"b", "c", "d"}
+
+
+def test_thesis_4_3_joint_config_restored_from_a_snapshot_is_finished_by_a_new_leader() -> None:
+    """A snapshot taken inside C_old,new carries the joint configuration (§7: the snapshot
+    holds the latest configuration); a follower that only got it through InstallSnapshot
+    and then becomes leader still completes the change to C_new."""
+    cluster = Cluster(["a", "b", "c", "d"], options=RaftOptions(snapshot_chunk_bytes=32))
+    cluster.elect("a")
+    cluster.commit("a", [b"1", b"2"])
+    cluster.isolate("c")
+
+    def carries_new_config(env: Envelope) -> bool:
+        message = env.message
+        return isinstance(message, AppendEntries) and any(
+            e.kind is EntryKind.CONFIG and not ClusterConfig.decode(e.payload).is_joint
+            for e in message.entries
+        )
+
+    leader = cluster.node("a")
+    assert isinstance(leader.remove_member("d"), ProposalId)
+    cluster.drain("a")
+    joint_index = leader.last_index
+    for _ in range(6):
+        cluster.drop(where=carries_new_config)
+        cluster.deliver_all(where=lambda e: not carries_new_config(e))
+        cluster.timeout("a")
+    assert leader.commit_index >= joint_index
+    meta = cluster.take_snapshot("a", joint_index)
+    assert meta.config.is_joint
+    cluster.heal()
+    for _ in range(4):
+        cluster.drop(where=carries_new_config)
+        cluster.deliver_all(where=lambda e: not carries_new_config(e))
+        cluster.timeout("a")
+    assert cluster.node("c").snapshot == meta
+    assert cluster.node("c").config == meta.config
+    cluster.crash("a")
+    cluster.network.clear()
+    cluster.elect("c")
+    cluster.heartbeat("c")
+    final = ClusterConfig(voters=frozenset("abc"))
+    assert cluster.node("c").config == final
+    assert cluster.node("b").config == final
+    assert cluster.applied_payloads("c") == [b"1", b"2"]

@@ -97,6 +97,7 @@ def figure8(seed: int = 8) -> tuple[SimCluster, bytes]:
     only_links_through(cluster, s5.id, [s2.id, s3.id, s4.id])
     run_until(cluster, lambda: s5.raft.role is Role.LEADER, "S5 leading again")
     cluster.heal()
+    cluster.run_until(cluster.now + 2 * cluster.params.election_ticks)
     del isolated
     return cluster, payload
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
-from replobj.sim import run_many
+import pytest
+
+from replobj.sim import run_many, run_seed
 
 SEEDS = int(os.environ.get("REPLOBJ_SIM_SEEDS", "2000"))
 """How many seeds the suite runs (override with ``REPLOBJ_SIM_SEEDS``)."""
 
 
+@pytest.mark.timeout(900)
 def test_thousands_of_seeds_hold_every_safety_and_liveness_check() -> None:
     summary = run_many(0, SEEDS, jobs=2)
     print(summary.describe())
@@ -17,3 +22,25 @@ def test_thousands_of_seeds_hold_every_safety_and_liveness_check() -> None:
     assert summary.seeds == SEEDS
     assert not failures, "\n\n".join(failures[:3])
     assert set(summary.by_size) == {3, 5, 7}
+
+
+def test_seeds_in_process_match_the_replay_command() -> None:
+    """A few seeds in this process too (so coverage of the core sees the fault paths)."""
+    for seed in range(40):
+        result = run_seed(seed)
+        assert result.seed == seed
+        assert result.committed > 0
+
+
+def test_cli_replays_one_seed_with_a_trace() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "replobj.sim", "--seed", "3", "-v"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[-1].startswith("seed 3 passed")
+    assert any(" recv " in line for line in lines)

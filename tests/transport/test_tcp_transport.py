@@ -273,3 +273,17 @@ async def test_update_peers_moves_a_link(ports: list[int]) -> None:
         assert a.stats.dropped == 1
         with pytest.raises(TransportError, match="only once"):
             await a.start()
+
+
+async def test_full_inbox_slows_the_peer_instead_of_losing(ports: list[int]) -> None:
+    pa, pb, _ = ports
+    async with (
+        _tcp("a", pa, {}, secret=SECRET, inbox_limit=4) as a,
+        _tcp("b", pb, {"a": pa}, secret=SECRET) as b,
+    ):
+        for i in range(200):
+            b.send("a", TimeoutNow(i, "b"))
+        await wait_until(lambda: b.stats.sent == 200, "all 200 frames written")
+        got = [m.term for m in await receive_n(a, 200)]
+        assert got == list(range(200))
+        assert a.stats.rejected == b.stats.dropped == 0
