@@ -488,7 +488,7 @@ class Node:
     async def _wait_config(self, done: Any, timeout: float | None, what: str) -> None:
         limit = timeout or self.call_timeout * 3
         with anyio.move_on_after(limit):
-            while not done(self.runtime.raft.config):
+            while not (done(self.runtime.raft.config) and self.runtime.raft.config_committed):
                 with anyio.move_on_after(self._options.heartbeat_interval):
                     await self.runtime.role_changed.wait()
             return

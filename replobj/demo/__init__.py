@@ -27,9 +27,9 @@ from .member import serve_member
 from .process import MemberError, status_table
 
 __all__ = [
+    "STORE",
     "DemoCheckFailed",
     "MemberError",
-    "STORE",
     "ProcessCluster",
     "Scenario",
     "Store",

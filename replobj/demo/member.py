@@ -11,7 +11,8 @@ A request is ``{"rid": N, "op": OP, ...}``; the answer ``{"rid": N, "ok": true,
 "outcome_known": BOOL | null}``. Requests are served concurrently. Operations:
 
 - ``call`` (``object``, ``method``, ``args``, ``timeout``): a command through the log;
-- ``read`` / ``local`` (``object``, ``method``, ``args``): a linearizable / local query;
+- ``read`` (``object``, ``method``, ``args``, ``timeout``): a linearizable query;
+- ``local`` (``object``, ``method``, ``args``): a query on this replica as it is;
 - ``status``; ``leader`` (``timeout``); ``add_member`` (``node``, ``address``);
   ``remove_member`` (``node``); ``transfer`` (``to``); ``snapshot``; ``stop``.
 
@@ -168,7 +169,7 @@ class _Member:
             if op == "call":
                 return await method.call(args, request.get("kwargs", {}), timeout=timeout)
             if op == "read":
-                return await method(*args)
+                await node.read_barrier(timeout)
             return await method.local(*args)
         if op == "status":
             return node.status()

@@ -200,9 +200,9 @@ class MemberProcess:
         """Run command ``obj.method(*args)`` through the log from this member."""
         return await self.request("call", object=obj, method=method, args=args, timeout=timeout)
 
-    async def read(self, obj: str, method: str, *args: Any) -> Any:
+    async def read(self, obj: str, method: str, *args: Any, timeout: float | None = None) -> Any:
         """Run query ``obj.method(*args)`` after a linearizable read barrier on this member."""
-        return await self.request("read", object=obj, method=method, args=args)
+        return await self.request("read", object=obj, method=method, args=args, timeout=timeout)
 
     async def local(self, obj: str, method: str, *args: Any) -> Any:
         """Run query ``obj.method(*args)`` on this member's replica as it is."""
@@ -217,16 +217,19 @@ class MemberProcess:
         """SIGKILL the member and wait until it is gone."""
         if self.process.returncode is None:
             self.process.kill()
+        await self._reap()
+
+    async def _reap(self) -> None:
         await self.process.wait()
         await self.exited.wait()
+        await self.process.aclose()
 
     async def stop(self, grace: float = 5.0) -> None:
         """Ask the member to stop cleanly (a leader hands over first); kill it after ``grace``."""
         with anyio.move_on_after(grace):
             with contextlib.suppress(MemberError):
                 await self.request("stop", timeout=grace)
-            await self.process.wait()
-            await self.exited.wait()
+            await self._reap()
             return
         await self.kill()
 

@@ -130,6 +130,11 @@ class RaftNode:
         return self._log.config
 
     @property
+    def config_committed(self) -> bool:
+        """Whether :attr:`config` is committed (no membership change is in flight here)."""
+        return self._log.config_index <= self.commit_index
+
+    @property
     def snapshot(self) -> SnapshotMeta:
         """Metadata of the snapshot the in-memory log follows."""
         return self._log.snapshot

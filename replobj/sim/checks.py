@@ -125,6 +125,16 @@ class SafetyChecker:
             if node.leader_term != term:
                 node.leader_term = term
                 self.check_leader_complete(node)
+        storage = node.storage
+        if (
+            raft.last_index != storage.written.last_index
+            and raft.snapshot.last_index == storage.snapshot_meta.last_index
+        ):
+            raise SafetyViolation(
+                "AppendLog contract",
+                f"{node.id}'s log ends at {raft.last_index} but its AppendLog actions wrote "
+                f"up to {storage.written.last_index}",
+            )
         commit = raft.commit_index
         if commit < node.last_commit:
             raise SafetyViolation(

@@ -22,6 +22,7 @@ from replobj.raft import (
     ProposalId,
     RaftOptions,
     RestoredState,
+    SnapshotMeta,
     Term,
 )
 from replobj.raft import actions as act
@@ -43,6 +44,10 @@ class SimParams:
     fsync_max: int = 8
     snapshot_every: int = 50
     """Take a snapshot once this many entries were applied since the last one."""
+    coalesce_reports: bool = False
+    """Group commit: one fsync makes every issued append durable; only the last is reported."""
+    install_delay_max: int = 0
+    """Tell the core about an installed snapshot up to this many ticks later (0: at once)."""
     options: RaftOptions = field(default_factory=RaftOptions)
 
     @property
@@ -204,7 +209,7 @@ class SimEngine:
 
     def _execute(self, node: SimNode, actions: list[act.Action]) -> None:
         sends: list[act.Send] = []
-        installed: act.InstallSnapshot | None = None
+        installed: tuple[SnapshotMeta, bytes] | None = None
         applied = False
         for action in actions:
             kind = type(action)
@@ -238,8 +243,7 @@ class SimEngine:
             elif isinstance(action, act.WriteSnapshotChunk):
                 node.storage.stage_chunk(action.meta, action.offset, action.data)
             elif isinstance(action, act.InstallSnapshot):
-                self._install(node, action)
-                installed = action
+                installed = (action.meta, self._install(node, action))
             elif isinstance(action, act.CompactLog):
                 node.storage.compact(action.upto)
             elif isinstance(action, act.RoleChanged):
@@ -251,7 +255,13 @@ class SimEngine:
         if sends:
             self._flush(node, sends)
         if installed is not None:
-            node.raft.handle_snapshot_installed(installed.meta)
+            meta, data = installed
+            if self.params.install_delay_max:
+                delay = self.rng.randint(1, self.params.install_delay_max)
+                done = partial(self._installed, node, node.incarnation, meta, data, True)
+                self.at(self.now + delay, done)
+            else:
+                self._installed(node, node.incarnation, meta, data, False)
         if applied:
             self._maybe_snapshot(node)
 
@@ -294,7 +304,11 @@ class SimEngine:
     def _fsynced(self, node: SimNode, incarnation: int, seq: int) -> None:
         if not node.alive or node.incarnation != incarnation:
             return
-        for op in node.storage.sync_through(seq):
+        if self.params.coalesce_reports:
+            done = node.storage.sync_through(node.storage.next_seq)[-1:]
+        else:
+            done = node.storage.sync_through(seq)
+        for op in done:
             last = op.entries[-1]
             node.raft.handle_log_persisted(last.index, last.term)
         self._drive(node)
@@ -347,12 +361,21 @@ class SimEngine:
         self.note(node.id, "chunk", message)
         self._transmit(node.id, action.to, message)
 
-    def _install(self, node: SimNode, action: act.InstallSnapshot) -> None:
-        data = node.storage.install_staged(action.meta, action.keep_log)
-        node.machine = HashChainMachine.restore(data)
-        self.checker.on_snapshot_restored(node, action.meta)
+    def _install(self, node: SimNode, action: act.InstallSnapshot) -> bytes:
         self.stats.snapshots_installed += 1
         self.note(node.id, "install", action.meta)
+        return node.storage.install_staged(action.meta, action.keep_log)
+
+    def _installed(
+        self, node: SimNode, incarnation: int, meta: SnapshotMeta, data: bytes, delayed: bool
+    ) -> None:
+        if not node.alive or node.incarnation != incarnation:
+            return
+        node.machine = HashChainMachine.restore(data)
+        self.checker.on_snapshot_restored(node, meta)
+        node.raft.handle_snapshot_installed(meta)
+        if delayed:
+            self._drive(node)
 
     def _maybe_snapshot(self, node: SimNode) -> None:
         applied = node.machine.applied_index

@@ -88,6 +88,8 @@ def draw_plan(rng: random.Random) -> Plan:
         fsync_min=1,
         fsync_max=rng.choice((2, 10, 30)),
         snapshot_every=rng.choice((10, 30, 80)),
+        coalesce_reports=rng.random() < 0.3,
+        install_delay_max=rng.choice((0, 0, 5, 40)),
         options=options,
     )
     network = NetworkFaults(

@@ -122,9 +122,9 @@ async def test_members_join_and_leave_while_serving(tmp_path: Path) -> None:
         assert "n3" in cluster.nodes[leader].status().voters
         await cluster.proxies["n3"].add("from-n3")
         await cluster.nodes["n3"].remove_member(leader)
-        removed = cluster.nodes[leader].status()
-        assert removed.role == "follower"
-        assert leader not in removed.voters
+        removed = cluster.nodes[leader]
+        await cluster.wait_until(lambda: removed.status().role == "follower")
+        assert leader not in removed.status().voters
         await cluster.stop(leader)
         new_leader = await cluster.leader()
         assert new_leader != leader

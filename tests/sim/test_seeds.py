@@ -24,9 +24,9 @@ def test_thousands_of_seeds_hold_every_safety_and_liveness_check() -> None:
     assert set(summary.by_size) == {3, 5, 7}
 
 
-def test_seeds_in_process_match_the_replay_command() -> None:
-    """A few seeds in this process too (so coverage of the core sees the fault paths)."""
-    for seed in range(40):
+def test_a_few_seeds_in_process() -> None:
+    """A few seeds in this process too, so coverage of the core sees the fault paths."""
+    for seed in range(12):
         result = run_seed(seed)
         assert result.seed == seed
         assert result.committed > 0
