@@ -8,6 +8,7 @@ the replicated log and apply in the same order everywhere; :func:`query` methods
 from __future__ import annotations
 
 from . import errors
+from .blocking import BlockingNode
 from .entry_context import EntryInfo, current_entry
 from .node import Node, NodeStatus
 from .replicated import command, query, replicated
@@ -15,6 +16,7 @@ from .replicated import command, query, replicated
 __version__ = "0.1.0"
 
 __all__ = [
+    "BlockingNode",
     "EntryInfo",
     "Node",
     "NodeStatus",

@@ -16,6 +16,7 @@ __all__ = [
     "AuthenticationError",
     "CallTimeoutError",
     "ClassMismatchError",
+    "CommandTooLargeError",
     "ConfigChangeInProgressError",
     "CorruptCommandError",
     "CorruptSnapshotError",
@@ -169,6 +170,10 @@ class CallTimeoutError(ReplObjError, TimeoutError):
     def __init__(self, message: str, *, outcome_known: bool) -> None:
         super().__init__(message)
         self.outcome_known = outcome_known
+
+
+class CommandTooLargeError(ReplObjError, ValueError):
+    """A command's encoded arguments exceed what one message may carry; nothing was sent."""
 
 
 class NodeStoppedError(ReplObjError, RuntimeError):

@@ -33,10 +33,14 @@ from .storage.protocol import Storage
 from .storage.registry import open_storage
 from .transport.base import Address, Transport
 from .transport.tcp import TcpTransport
+from .transport.udp import UdpTransport
 
 logger = logging.getLogger("replobj")
 
 _T = TypeVar("_T")
+
+_MESSAGE_MARGIN = 1024
+"""Bytes of a message kept for headers, so entry batches and snapshot chunks fit the transport."""
 
 
 def parse_address(address: str) -> Address:
@@ -89,6 +93,9 @@ class Node:
         address is loopback.
     :param join: start as a node to be added to a running cluster (do not bootstrap);
         ``peers`` must still give the current members' addresses.
+    :param transport: ``"tcp"`` (default) or ``"udp"`` (one datagram per message; entry
+        batches and snapshot chunks are sized to fit, and a command larger than a
+        datagram is refused).
     :param storage: a ready :class:`~replobj.storage.Storage` instead of ``data_dir``.
     :param election_timeout: seconds (randomised up to twice this).
     :param heartbeat_interval: seconds between leader heartbeats.
@@ -107,6 +114,7 @@ class Node:
         data_dir: str | os.PathLike[str] | None = None,
         secret: str | bytes | None = None,
         join: bool = False,
+        transport: str = "tcp",
         storage: Storage | None = None,
         election_timeout: float = 1.0,
         heartbeat_interval: float = 0.1,
@@ -122,6 +130,9 @@ class Node:
         self.data_dir = data_dir
         self.secret = secret.encode() if isinstance(secret, str) else secret
         self.join = join
+        if transport not in ("tcp", "udp"):
+            raise ValueError(f"transport must be 'tcp' or 'udp', got {transport!r}")
+        self.transport_kind = transport
         self.call_timeout = call_timeout
         self._storage = storage
         self._options = RuntimeOptions(election_timeout, heartbeat_interval, snapshot_entries)
@@ -130,6 +141,7 @@ class Node:
         founders = {} if join else self.peers
         self.directory = self.statemachine.attach(DIRECTORY_NAME, ClusterDirectory(founders))
         self._client_id = new_client_id()
+        self.max_command_bytes = 1 << 20
         self._next_seq = 0
         self._in_flight: set[int] = set()
         self._runtime: RaftRuntime | None = None
@@ -188,34 +200,38 @@ class Node:
         self._stopped = anyio.Event()
         try:
             restored = self._restore(storage)
-            raft = RaftNode(self.id, restored, self._raft_options(), prepare_payload=self._stamp)
-            transport = TcpTransport(
+            transport = self._make_transport()
+            raft = RaftNode(
                 self.id,
-                parse_address(self.listen),
-                {n: parse_address(a) for n, a in self._addresses().items() if n != self.id},
-                secret=self.secret,
+                restored,
+                self._raft_options(transport.max_message_bytes),
+                prepare_payload=self._stamp,
             )
-            async with transport, anyio.create_task_group() as tasks:
-                self._transport = transport
-                runtime = RaftRuntime(
-                    raft,
-                    storage,
-                    transport,
-                    self._apply,
-                    self.statemachine,
-                    self._options,
-                    seed=self._seed,
-                )
-                self._runtime = runtime
-                await tasks.start(runtime.run)
-                tasks.start_soon(self._reconcile_loop)
-                logger.info("%s started on %s (term %d)", self.id, self.listen, raft.term)
-                task_status.started()
-                await self._stop.wait()
-                if runtime.is_leader and len(runtime.raft.config.voters) > 1:
-                    with anyio.move_on_after(self._options.election_timeout):
-                        await self.transfer_leadership()
-                tasks.cancel_scope.cancel()
+            await transport.start()
+            self._transport = transport
+            try:
+                async with anyio.create_task_group() as tasks:
+                    runtime = RaftRuntime(
+                        raft,
+                        storage,
+                        transport,
+                        self._apply,
+                        self.statemachine,
+                        self._options,
+                        seed=self._seed,
+                    )
+                    self._runtime = runtime
+                    await tasks.start(runtime.run)
+                    tasks.start_soon(self._reconcile_loop)
+                    logger.info("%s started on %s (term %d)", self.id, self.listen, raft.term)
+                    task_status.started()
+                    await self._stop.wait()
+                    if runtime.is_leader and len(runtime.raft.config.voters) > 1:
+                        with anyio.move_on_after(self._options.election_timeout):
+                            await self.transfer_leadership()
+                    tasks.cancel_scope.cancel()
+            finally:
+                await transport.aclose()
         finally:
             self._runtime = None
             self._transport = None
@@ -265,8 +281,21 @@ class Node:
             )
         return restored
 
-    def _raft_options(self) -> RaftOptions:
-        return RaftOptions(election_ticks=self._options.election_ticks)
+    def _make_transport(self) -> Transport:
+        listen = parse_address(self.listen)
+        peers = {n: parse_address(a) for n, a in self._addresses().items() if n != self.id}
+        if self.transport_kind == "udp":
+            return UdpTransport(self.id, listen, peers, secret=self.secret)
+        return TcpTransport(self.id, listen, peers, secret=self.secret)
+
+    def _raft_options(self, max_message_bytes: int) -> RaftOptions:
+        budget = max(1024, max_message_bytes - _MESSAGE_MARGIN)
+        self.max_command_bytes = budget - 64
+        return RaftOptions(
+            election_ticks=self._options.election_ticks,
+            max_append_bytes=min(1 << 20, budget),
+            snapshot_chunk_bytes=min(self._options.snapshot_chunk_bytes, budget),
+        )
 
     def _addresses(self) -> dict[NodeId, str]:
         return {**self.peers, **self.directory.addresses}
@@ -306,6 +335,11 @@ class Node:
             self._client_id, seq, name, class_name, method, args, kwargs, lowest_pending=lowest
         )
         payload = encode_command(cmd)
+        if len(payload) > self.max_command_bytes:
+            raise errors.CommandTooLargeError(
+                f"{name}.{method} encodes to {len(payload)} bytes but the {self.transport_kind} "
+                f"transport carries at most {self.max_command_bytes}; pass smaller arguments"
+            )
         self._in_flight.add(seq)
         return cmd, payload
 

@@ -7,6 +7,7 @@ directories and log tails to print when something goes wrong.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -91,14 +92,39 @@ class ProcessCluster:
         """Every member ever started (removed ones included), by id."""
         return {node: spec.address for node, spec in self.specs.items()}
 
-    async def start(self, node_ids: Sequence[str]) -> None:
-        """Start a new cluster with these founding members (on free loopback ports)."""
-        peers = {node: f"127.0.0.1:{free_port()}" for node in node_ids}
-        async with anyio.create_task_group() as tasks:
-            for node in node_ids:
-                spec = self._spec(node, peers[node], peers, join=False)
-                tasks.start_soon(self.spawn, spec)
+    async def start(self, node_ids: Sequence[str], attempts: int = 3) -> None:
+        """Start a new cluster with these founding members on free loopback ports.
+
+        A port found free may be taken before the member binds it: if a member fails
+        to start, every founder is discarded and the cluster started again on new ports.
+
+        :raises MemberExitedError: (in an exception group) if the last attempt failed.
+        """
+        for attempt in range(1, attempts + 1):
+            failed = False
+            peers = {node: f"127.0.0.1:{free_port()}" for node in node_ids}
+            try:
+                async with anyio.create_task_group() as tasks:
+                    for node in node_ids:
+                        spec = self._spec(node, peers[node], peers, join=False)
+                        tasks.start_soon(self.spawn, spec)
+            except* MemberExitedError:
+                if attempt == attempts:
+                    raise
+                failed = True
+            if not failed:
+                break
+            await self._discard(node_ids)
         self.members = dict(sorted(self.members.items()))
+
+    async def _discard(self, node_ids: Sequence[str]) -> None:
+        """Kill these members and delete their data (a failed start)."""
+        for node in node_ids:
+            if node in self.members:
+                await self.kill(node)
+            spec = self.specs.pop(node, None)
+            if spec is not None:
+                shutil.rmtree(spec.data_dir, ignore_errors=True)
 
     def _spec(self, node: str, address: str, peers: dict[str, str], *, join: bool) -> MemberSpec:
         return MemberSpec(
@@ -118,7 +144,8 @@ class ProcessCluster:
         try:
             await member.wait_ready(self.start_timeout)
         except MemberExitedError:
-            await self.kill(spec.node_id)
+            if spec.node_id in self.members:
+                await self.kill(spec.node_id)
             raise
         return member
 
@@ -144,10 +171,17 @@ class ProcessCluster:
 
     async def add_member(self, node_id: str, *, via: str, timeout: float = 20.0) -> MemberProcess:
         """Start ``node_id`` with ``join`` and have member ``via`` add it; returns once it votes."""
-        address = f"127.0.0.1:{free_port()}"
-        peers = {n: self.specs[n].address for n in self.members}
-        peers[node_id] = address
-        member = await self.spawn(self._spec(node_id, address, peers, join=True))
+        for attempt in range(1, 4):
+            address = f"127.0.0.1:{free_port()}"
+            peers = {n: self.specs[n].address for n in self.members}
+            peers[node_id] = address
+            try:
+                member = await self.spawn(self._spec(node_id, address, peers, join=True))
+                break
+            except MemberExitedError:
+                await self._discard([node_id])
+                if attempt == 3:
+                    raise
         await self.members[via].request(
             "add_member", node=node_id, address=address, timeout=timeout
         )

@@ -93,9 +93,21 @@ class SafetyChecker:
                 f"{node.id}'s state after index {machine.applied_index} differs from another's",
             )
 
-    def on_snapshot_restored(self, node: SimNode, meta: SnapshotMeta) -> None:
-        """A snapshot (installed or restarted from) must hold the committed prefix it claims."""
+    def on_snapshot_restored(
+        self, node: SimNode, meta: SnapshotMeta, *, installed: bool = False
+    ) -> None:
+        """A snapshot (installed or restarted from) must hold the committed prefix it claims.
+
+        An installed snapshot must not take the state machine back (paper §7: a snapshot
+        older than what the follower holds is ignored).
+        """
         machine = node.machine
+        if installed and meta.last_index < node.last_applied:
+            raise SafetyViolation(
+                "State Machine Safety",
+                f"{node.id} installed snapshot {meta.last_index} after applying "
+                f"{node.last_applied}",
+            )
         if machine.applied_index != meta.last_index:
             raise SafetyViolation(
                 "State Machine Safety",

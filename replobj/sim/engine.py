@@ -372,7 +372,7 @@ class SimEngine:
         if not node.alive or node.incarnation != incarnation:
             return
         node.machine = HashChainMachine.restore(data)
-        self.checker.on_snapshot_restored(node, meta)
+        self.checker.on_snapshot_restored(node, meta, installed=True)
         node.raft.handle_snapshot_installed(meta)
         if delayed:
             self._drive(node)
