@@ -81,27 +81,32 @@ class SimCluster(SimEngine):
         """Ask the leader to add ``node_id`` (starting it first if it does not exist)."""
         if node_id not in self.nodes:
             self.add_node(node_id)
-        return self._on_leader(lambda n: n.raft.add_member(node_id, promote=promote), "add")
+        result = self._on_leader(lambda n: n.raft.add_member(node_id, promote=promote), "add")
+        assert result is not None
+        return result
 
     def remove_member(self, node_id: NodeId) -> ProposalId | Refusal:
         """Ask the leader to remove ``node_id`` (voter, learner, or the leader itself)."""
-        return self._on_leader(lambda n: n.raft.remove_member(node_id), "remove")
+        result = self._on_leader(lambda n: n.raft.remove_member(node_id), "remove")
+        assert result is not None
+        return result
 
     def transfer(self, to: NodeId | None = None) -> Refusal | None:
         """Ask the leader to hand leadership to ``to`` (or the best candidate)."""
         result = self._on_leader(lambda n: n.raft.transfer_leadership(to), "transfer")
-        return result if isinstance(result, Refusal) else None
+        assert not isinstance(result, ProposalId)
+        return result
 
     def _on_leader(
         self, call: Callable[[SimNode], ProposalId | Refusal | None], what: str
-    ) -> ProposalId | Refusal:
+    ) -> ProposalId | Refusal | None:
         leader = self.leader()
         if leader is None:
             return Refusal(RefusalReason.NO_LEADER, "no running leader")
         result = call(leader)
         self.note(leader.id, what, result if result is not None else "accepted")
         self.drive(leader)
-        return result if result is not None else ProposalId(leader.raft.term, 0)
+        return result
 
     def crash(self, node_id: NodeId) -> None:
         """Stop ``node_id``; writes not yet reported durable are lost."""
