@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -46,6 +47,9 @@ from .transport.base import Transport
 from .waiting import IndexWaiters, Pending
 
 logger = logging.getLogger("replobj")
+
+_RECENT_OUTCOMES = 4096
+"""Outcomes kept after applying, for callers whose proposal id arrives after the entry applied."""
 
 
 class Snapshotter(Protocol):
@@ -142,6 +146,7 @@ class RaftRuntime:
         self._reads: dict[int, Pending[LogIndex]] = {}
         self._forwards: dict[int, Pending[tuple[ProposalId, ...]]] = {}
         self._next_request = 0
+        self._recent: OrderedDict[LogIndex, tuple[int, object]] = OrderedDict()
         self.applied = IndexWaiters(raft.applied_index)
         self.role_changed = anyio.Event()
         self.failure: BaseException | None = None
@@ -305,6 +310,9 @@ class RaftRuntime:
             if proposal is not None:
                 term, pending = proposal
                 pending.set(ProposalOutcome(term == entry.term, result))
+            self._recent[entry.index] = (entry.term, result)
+            if len(self._recent) > _RECENT_OUTCOMES:
+                self._recent.popitem(last=False)
             self.applied.advance(entry.index)
 
     # ------------------------------------------------------------------ snapshots
@@ -382,7 +390,11 @@ class RaftRuntime:
             return existing[1]
         pending: Pending[ProposalOutcome] = Pending()
         if proposal.index <= self.applied.index:
-            pending.set(ProposalOutcome(False, None))
+            recent = self._recent.get(proposal.index)
+            if recent is None:
+                pending.set(ProposalOutcome(False, None))
+            else:
+                pending.set(ProposalOutcome(recent[0] == proposal.term, recent[1]))
             return pending
         self._proposals[proposal.index] = (proposal.term, pending)
         return pending

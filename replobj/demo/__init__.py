@@ -191,7 +191,7 @@ def run_scenario(
     """Run ``scenario`` on a fresh :class:`ProcessCluster` in a temporary directory.
 
     Used by the demo and the examples. Returns 0 if it completed, 1 (after printing
-    why, the members' addresses and log tails) if it raised.
+    why, the members' addresses and log tails) if it raised, 130 if interrupted.
 
     :param scenario: starts members and checks what it wants (:func:`check`).
     :param program: the command that runs one member.
@@ -203,6 +203,9 @@ def run_scenario(
     say(f"{title}; data and logs under {workdir}")
     try:
         anyio.run(_run_scenario, scenario, workdir, program, backend, backend=backend)
+    except KeyboardInterrupt:
+        say(f"interrupted; data and logs kept in {workdir}")
+        return 130
     except Exception as exc:  # any failure is reported and turns into exit status 1
         say(f"FAILED: {type(exc).__name__}: {exc}")
         say(f"data and logs kept in {workdir}")

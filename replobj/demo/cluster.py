@@ -139,7 +139,7 @@ class ProcessCluster:
         assert self._tasks is not None, "use `async with ProcessCluster(...)`"
         self.specs[spec.node_id] = spec
         member = await start_process(spec, self.program, self.secret, self._extra)
-        self._tasks.start_soon(member.read_replies, self.start_timeout)
+        self._tasks.start_soon(member.read_replies)
         self.members[spec.node_id] = member
         try:
             await member.wait_ready(self.start_timeout)

@@ -30,7 +30,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
 import anyio.from_thread
@@ -70,7 +70,9 @@ def to_json(value: Any) -> Any:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="run one replobj member under JSON-lines control")
+    parser = argparse.ArgumentParser(
+        prog="member", description="run one replobj member under JSON-lines control"
+    )
     parser.add_argument("--id", required=True, help="this member's id")
     parser.add_argument("--listen", required=True, help="host:port to listen on")
     parser.add_argument("--peers", default="", help="id=host:port,... (founders, or members)")
@@ -107,17 +109,23 @@ def serve_member(objects: ObjectFactories, argv: list[str] | None = None) -> int
         heartbeat_interval=args.heartbeat,
         call_timeout=args.call_timeout,
     )
-    member = _Member(node, {name: node.attach(name, make()) for name, make in objects.items()})
-    anyio.run(member.run, backend=args.backend)
+    proxies = {name: node.attach(name, make()) for name, make in objects.items()}
+    control = sys.stdout
+    sys.stdout = sys.stderr  # what the application prints goes to the log, not the channel
+    try:
+        anyio.run(_Member(node, proxies, control).run, backend=args.backend)
+    finally:
+        sys.stdout = control
     return 0
 
 
 class _Member:
     """Serves control requests for one node."""
 
-    def __init__(self, node: Node, proxies: dict[str, Any]) -> None:
+    def __init__(self, node: Node, proxies: dict[str, Any], control: TextIO) -> None:
         self.node = node
         self.proxies = proxies
+        self.control = control
         self.stopping = anyio.Event()
 
     async def run(self) -> None:
@@ -137,10 +145,9 @@ class _Member:
         except RuntimeError:
             return  # the portal stopped: the member is shutting down
 
-    @staticmethod
-    def _emit(message: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(message, default=to_json) + "\n")
-        sys.stdout.flush()
+    def _emit(self, message: dict[str, Any]) -> None:
+        self.control.write(json.dumps(message, default=to_json) + "\n")
+        self.control.flush()
 
     async def handle(self, line: str) -> None:
         """Answer one request line."""

@@ -122,14 +122,20 @@ class MemberProcess:
         """The member's id."""
         return self.spec.node_id
 
-    async def read_replies(self, start_timeout: float) -> None:
-        """Dispatch the member's output lines until it exits; raises if it never got ready."""
+    async def read_replies(self) -> None:
+        """Dispatch the member's control lines until it exits (lines that are not JSON
+        objects are ignored)."""
         assert self.process.stdout is not None
         stream = BufferedByteReceiveStream(self.process.stdout)
         try:
             while True:
                 line = await stream.receive_until(b"\n", _LINE_LIMIT)
-                message = json.loads(line)
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(message, dict):
+                    continue
                 if message.get("event") == "ready":
                     self._ready.set()
                 reply = self._replies.pop(message.get("rid", -1), None)

@@ -8,6 +8,8 @@ pytest prints every member's address, pid, data directory and log tail.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import anyio
@@ -16,9 +18,10 @@ from proc_workload import AppendWorkload, process_cluster
 
 from replobj.demo import STORE
 
-pytestmark = pytest.mark.anyio
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
+@pytest.mark.anyio
 async def test_leader_kill_during_a_command_stream_loses_and_repeats_nothing(
     tmp_path: Path, anyio_backend: str
 ) -> None:
@@ -45,6 +48,7 @@ async def test_leader_kill_during_a_command_stream_loses_and_repeats_nothing(
         assert len(journal) >= len(workload.acknowledged) >= before_kill + 30
 
 
+@pytest.mark.anyio
 async def test_restarted_members_catch_up_from_their_data_dirs_and_a_snapshot(
     tmp_path: Path, anyio_backend: str
 ) -> None:
@@ -81,6 +85,7 @@ async def test_restarted_members_catch_up_from_their_data_dirs_and_a_snapshot(
         assert len(journal) == 35
 
 
+@pytest.mark.anyio
 async def test_a_member_joins_while_commands_flow(tmp_path: Path, anyio_backend: str) -> None:
     async with process_cluster(tmp_path, anyio_backend) as cluster:
         await cluster.start(["a", "b", "c"])
@@ -102,6 +107,7 @@ async def test_a_member_joins_while_commands_flow(tmp_path: Path, anyio_backend:
         assert await cluster.members["a"].read(STORE, "get", "k") == "v"
 
 
+@pytest.mark.anyio
 async def test_removing_the_leader_hands_leadership_over(
     tmp_path: Path, anyio_backend: str
 ) -> None:
@@ -123,6 +129,7 @@ async def test_removing_the_leader_hands_leadership_over(
         await workload.assert_exactly_once(remaining)
 
 
+@pytest.mark.anyio
 async def test_a_five_member_cluster_survives_two_kills(tmp_path: Path, anyio_backend: str) -> None:
     async with process_cluster(tmp_path, anyio_backend) as cluster:
         await cluster.start(["a", "b", "c", "d", "e"])
@@ -143,3 +150,23 @@ async def test_a_five_member_cluster_survives_two_kills(tmp_path: Path, anyio_ba
         assert len(survivors) == 3
         assert third in survivors
         await workload.assert_exactly_once(survivors)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", "replobj.demo"],
+        [str(EXAMPLES / "counter.py")],
+        [str(EXAMPLES / "kv.py")],
+        [str(EXAMPLES / "lock.py")],
+    ],
+    ids=["demo", "counter", "kv", "lock"],
+)
+def test_the_demo_and_the_examples_run_and_exit_0(command: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, *command], capture_output=True, text=True, timeout=120, check=False
+    )
+    print(result.stdout)
+    print(result.stderr)
+    assert result.returncode == 0
+    assert "all checks passed" in result.stdout

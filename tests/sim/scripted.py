@@ -132,6 +132,39 @@ def stale_read(seed: int = 9) -> tuple[SimCluster, int | None]:
     return cluster, rid
 
 
+def acknowledged_write_survives_crash(seed: int = 10) -> tuple[SimCluster, bytes]:
+    """Crash a follower and the leader right after a write commits, then elect again.
+
+    Slow disks (every fsync takes 50 ticks) and a third node partitioned away: the leader
+    commits X once its own disk and the one follower's acknowledgement hold it. That
+    follower crashes at once, then the leader; the follower restarts and the third node
+    rejoins. If the follower acknowledged X before its fsync completed, X is gone from
+    every running log although it was committed.
+    """
+    params = SimParams(fsync_min=50, fsync_max=50, options=RaftOptions(check_quorum=False))
+    cluster = SimCluster(
+        seed, ["n1", "n2", "n3"], params, LINKS, replay=f"tests/sim early_ack(seed={seed})"
+    )
+    leader = _leader(cluster)
+    follower, outsider = (cluster.nodes[n] for n in sorted(cluster.nodes) if n != leader.id)
+    cluster.isolate(outsider.id)
+    payload = b"acknowledged X"
+    proposal = leader.raft.propose(payload)
+    assert isinstance(proposal, ProposalId), proposal
+    cluster.drive(leader)
+    deadline = cluster.now + 20 * cluster.params.election_ticks
+    committed = cluster.run_until_true(
+        lambda: leader.raft.commit_index >= proposal.index, deadline, 1
+    )
+    assert committed, cluster.status_table()
+    cluster.crash(follower.id)
+    cluster.crash(leader.id)
+    cluster.restart(follower.id)
+    cluster.heal()
+    run_until(cluster, lambda: cluster.leader() is not None, "a new leader")
+    return cluster, payload
+
+
 def _strip_own_term(message: msg.Message, leader: SimNode) -> msg.Message:
     """Remove the leader's own-term entries from an AppendEntries (they never arrive)."""
     if not isinstance(message, msg.AppendEntries):

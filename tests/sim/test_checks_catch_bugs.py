@@ -16,7 +16,7 @@ from replobj.raft import node as core_node
 from replobj.raft.log import RaftLog
 from replobj.sim import SimulationFailure, run_seed
 
-from .scripted import figure8, stale_read
+from .scripted import acknowledged_write_survives_crash, figure8, stale_read
 
 
 def first_failure(seeds: range) -> str:
@@ -108,3 +108,15 @@ def test_answering_reads_without_a_heartbeat_quorum_is_caught(
     monkeypatch.setattr("replobj.raft.reads.ReadTracker.pop_confirmed", confirm_everything)
     with pytest.raises(SimulationFailure, match="Linearizable read"):
         stale_read()
+
+
+def test_acknowledging_before_fsync_loses_a_committed_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cluster, x = acknowledged_write_survives_crash()
+    leader = cluster.leader()
+    assert leader is not None
+    assert leader.storage.written.entry(cluster.checker.payload_index[x]) is not None
+    monkeypatch.setattr(RaftNode, "_follower_ack", lambda self: self._verified_index)
+    with pytest.raises(SimulationFailure, match="Leader Completeness"):
+        acknowledged_write_survives_crash()
