@@ -19,7 +19,7 @@ import anyio
 import anyio.abc
 
 from . import errors
-from .command import Command, encode_command, new_client_id, stamp_command
+from .command import Command, decode_commands, encode_command, new_client_id, stamp_command
 from .directory import DIRECTORY_NAME, ClusterDirectory
 from .proxy import ObjectProxy
 from .raft.node import RaftNode
@@ -150,7 +150,8 @@ class Node:
         self._stop: anyio.Event | None = None
         self._stopped: anyio.Event | None = None
         self._last_outcome: ApplyOutcome | None = None
-        self._outcomes: dict[int, ApplyOutcome] = {}
+        self.diverged: dict[str, errors.ClassMismatchError] = {}
+        """Objects whose replica here missed a command because of a class mismatch."""
 
     # ------------------------------------------------------------------ objects
 
@@ -305,7 +306,37 @@ class Node:
         return stamp_command(payload, time.time())
 
     def _apply(self, entry: Entry) -> object:
-        return self.statemachine.apply(entry)
+        outcome = self.statemachine.apply(entry)
+        if outcome.error is not None:
+            logger.error(
+                "%s: entry %d is not a valid command: %s", self.id, entry.index, outcome.error
+            )
+        if any(isinstance(r.error, errors.ClassMismatchError) for r in outcome.commands):
+            self._record_divergence(entry, outcome)
+        return outcome
+
+    def _record_divergence(self, entry: Entry, outcome: ApplyOutcome) -> None:
+        commands = decode_commands(entry.payload)
+        for cmd, result in zip(commands, outcome.commands, strict=False):
+            if isinstance(result.error, errors.ClassMismatchError):
+                self.diverged.setdefault(cmd.object_name, result.error)
+                logger.error(
+                    "%s: entry %d did not apply here: %s (this replica of %r has diverged)",
+                    self.id,
+                    entry.index,
+                    result.error,
+                    cmd.object_name,
+                )
+
+    def check_object(self, name: str) -> None:
+        """Refuse calls on an object whose replica here has diverged (a class mismatch).
+
+        :raises ~replobj.errors.ClassMismatchError: if a command for ``name`` could not be
+            applied here because another node attached a different class under ``name``.
+        """
+        error = self.diverged.get(name)
+        if error is not None:
+            raise errors.ClassMismatchError(str(error))
 
     # ------------------------------------------------------------------ calls
 

@@ -69,6 +69,7 @@ class CommandMethod:
         """Like calling the proxy, with an explicit ``timeout`` in seconds."""
         node = self._node
         node.runtime  # noqa: B018 - fail fast with NodeStoppedError
+        node.check_object(self._name)
         cmd, payload = node.new_command(
             self._name, self._spec.class_name, self._method, args, kwargs
         )
@@ -95,10 +96,12 @@ class QueryMethod:
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the query once this replica has applied every earlier committed write."""
+        self._node.check_object(self._name)
         await self._node.read_barrier()
         return self._node.statemachine.run_query(self._name, self._method, args, kwargs)
 
     async def local(self, *args: Any, **kwargs: Any) -> Any:
         """Run the query on this replica's current state: no round-trip, maybe stale."""
         self._node.runtime  # noqa: B018 - fail fast with NodeStoppedError
+        self._node.check_object(self._name)
         return self._node.statemachine.run_query(self._name, self._method, args, kwargs)

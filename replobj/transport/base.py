@@ -301,11 +301,13 @@ class TaskedTransport:
         return tg
 
     async def _close_tasks(self) -> None:
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(None, None, None)
-        if self._inbox is not None:
-            self._inbox.close()
+        try:
+            if self._tg is not None:
+                self._tg.cancel_scope.cancel()
+                await self._tg.__aexit__(None, None, None)
+        finally:
+            if self._inbox is not None:
+                self._inbox.close()
 
     def _fail(self, message: str) -> None:
         self._counters.last_error = message

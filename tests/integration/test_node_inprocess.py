@@ -9,6 +9,7 @@ import anyio
 import pytest
 from cluster_helpers import Cluster
 
+import replobj
 from replobj import errors
 
 pytestmark = pytest.mark.anyio
@@ -162,3 +163,50 @@ def _port() -> int:
     from cluster_helpers import free_port
 
     return free_port()
+
+
+@replobj.replicated(name="tests.Other")
+class Other:
+    """A different class attached under the same name on one node."""
+
+    def __init__(self) -> None:
+        self.values: list[str] = []
+
+    def add(self, value: str) -> int:
+        """Same method name, different class."""
+        self.values.append(value)
+        return -1
+
+    @replobj.query
+    def snapshot_values(self) -> list[str]:
+        """Every value."""
+        return list(self.values)
+
+
+async def test_a_different_class_under_the_same_name_is_detected(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with anyio.create_task_group() as tasks:
+        cluster = Cluster(tasks, tmp_path, 3)
+        await cluster.start("n0")
+        await cluster.start("n1")
+        odd = replobj.Node(
+            "n2",
+            listen=cluster.addresses["n2"],
+            peers=dict(cluster.addresses),
+            election_timeout=0.4,
+            heartbeat_interval=0.05,
+        )
+        odd_proxy = odd.attach("reg", Other())
+        await tasks.start(odd.serve)
+        await odd.wait_for_leader(10)
+        assert await cluster.proxies["n0"].add("x") == 1
+        await odd.read_barrier()
+        with pytest.raises(errors.ClassMismatchError, match="same class"):
+            await odd_proxy.add("y")
+        with pytest.raises(errors.ClassMismatchError, match="same class"):
+            await odd_proxy.snapshot_values.local()
+        assert await cluster.proxies["n1"].add("z") == 2
+        assert "has diverged" in caplog.text
+        await odd.aclose()
+        await cluster.close()
