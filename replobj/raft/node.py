@@ -413,7 +413,7 @@ class RaftNode:
         request = RequestVote(
             self.term + 1, self.id, self.last_index, self.last_term, pre_vote=True
         )
-        for voter in self.config.all_voters - {self.id}:
+        for voter in sorted(self.config.all_voters - {self.id}):
             self._send(voter, request)
 
     def _campaign(self, *, transfer: bool) -> None:
@@ -433,7 +433,7 @@ class RaftNode:
         request = RequestVote(
             self.term, self.id, self.last_index, self.last_term, transfer=transfer
         )
-        for voter in self.config.all_voters - {self.id}:
+        for voter in sorted(self.config.all_voters - {self.id}):
             self._send(voter, request)
 
     def _on_request_vote(self, m: RequestVote) -> None:
@@ -902,7 +902,7 @@ class RaftNode:
         for peer in list(self._progress):
             if peer not in members:
                 del self._progress[peer]
-        for peer in members:
+        for peer in sorted(members):
             if peer not in self._progress:
                 self._progress[peer] = Progress(next_index=self.last_index + 1)
         if self._transfer_to is not None and self._transfer_to not in self._progress:
