@@ -150,6 +150,7 @@ class Node:
         self._stop: anyio.Event | None = None
         self._stopped: anyio.Event | None = None
         self._last_outcome: ApplyOutcome | None = None
+        self._restarted = False
         self.diverged: dict[str, errors.ClassMismatchError] = {}
         """Objects whose replica here missed a command because of a class mismatch."""
 
@@ -269,6 +270,7 @@ class Node:
             writer = storage.begin_snapshot(meta)
             writer.commit()
             return RestoredState.bootstrap(set(self.peers))
+        self._restarted = bool(restored.entries) or restored.snapshot.last_index > 0
         if restored.snapshot.last_index > 0:
             size = storage.snapshot_size()
             self.statemachine.restore(storage.read_snapshot_chunk(0, size))
@@ -327,6 +329,18 @@ class Node:
                     result.error,
                     cmd.object_name,
                 )
+
+    async def local_read_ready(self) -> None:
+        """Before the first local read after a restart, catch up past what was served before.
+
+        A restarted node rebuilds its state from its snapshot and log, so until it has
+        applied what the cluster had committed its local state may be older than what it
+        served before the restart; one ReadIndex barrier closes that gap (local reads never
+        go backwards on a node).
+        """
+        if self._restarted:
+            await self.read_barrier()
+            self._restarted = False
 
     def check_object(self, name: str) -> None:
         """Refuse calls on an object whose replica here has diverged (a class mismatch).

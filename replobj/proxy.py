@@ -104,4 +104,5 @@ class QueryMethod:
         """Run the query on this replica's current state: no round-trip, maybe stale."""
         self._node.runtime  # noqa: B018 - fail fast with NodeStoppedError
         self._node.check_object(self._name)
+        await self._node.local_read_ready()
         return self._node.statemachine.run_query(self._name, self._method, args, kwargs)

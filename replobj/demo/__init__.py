@@ -6,6 +6,11 @@ directory, writes through every member from several clients, kills the leader wi
 SIGKILL, checks that a new leader took over and that no acknowledged write was lost
 or applied twice, restarts the killed member from its data directory, adds a fourth
 member, removes one, and prints a status table. It returns 0 only if every check held.
+
+The machinery is reusable: :mod:`~replobj.demo.member` (one member under JSON-lines
+control), :mod:`~replobj.demo.process` (the parent's handle on one member) and
+:mod:`~replobj.demo.cluster` (:class:`ProcessCluster`); ``examples/`` and the process
+integration tests are built on them and :func:`run_scenario`.
 """
 
 from __future__ import annotations

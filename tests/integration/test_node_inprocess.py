@@ -93,11 +93,16 @@ async def test_a_restarted_node_catches_up_from_its_data_dir(tmp_path: Path) -> 
         leader = await cluster.leader()
         lagging = next(n for n in cluster.nodes if n != leader)
         await cluster.proxies[leader].add("one")
+        await cluster.nodes[lagging].read_barrier()
+        served = await cluster.proxies[lagging].snapshot_values.local()
+        assert served == ["one"]
         await cluster.stop(lagging)
         for i in range(20):
             await cluster.proxies[leader].add(f"x{i}")
         await cluster.nodes[leader].snapshot()
         await cluster.start(lagging)
+        first_read = await cluster.proxies[lagging].snapshot_values.local()
+        assert first_read[: len(served)] == served  # local reads never go backwards
         expected = ["one"] + [f"x{i}" for i in range(20)]
         await cluster.wait_until(
             lambda: (
