@@ -17,11 +17,21 @@ DIRECTORY_NAME = "__cluster__"
 
 @replicated(name="replobj.ClusterDirectory")
 class ClusterDirectory:
-    """Member addresses and the wanted membership, replicated through the log."""
+    """Member addresses and membership requests, replicated through the log.
 
-    def __init__(self, addresses: dict[str, str] | None = None) -> None:
-        self.addresses: dict[str, str] = dict(addresses or {})
+    It starts empty on every node (founders and joiners alike, so every replica applies
+    the same commands to the same state); the first leader registers the founders'
+    addresses with :meth:`register`.
+    """
+
+    def __init__(self) -> None:
+        self.addresses: dict[str, str] = {}
         self.removed: set[str] = set()
+
+    def register(self, addresses: dict[str, str]) -> None:
+        """Record addresses of current members that the directory does not know yet."""
+        for node_id, address in addresses.items():
+            self.addresses.setdefault(node_id, address)
 
     def add_member(self, node_id: str, address: str) -> None:
         """Ask for ``node_id`` (reachable at ``address``) to join as a voter."""
@@ -34,5 +44,5 @@ class ClusterDirectory:
 
     @query
     def wanted(self) -> dict[str, str]:
-        """The members that should be in the configuration, with their addresses."""
+        """Members asked for and not removed since, with their addresses."""
         return {n: a for n, a in self.addresses.items() if n not in self.removed}

@@ -92,7 +92,8 @@ class Node:
     :param secret: the cluster secret (same on every node); required unless every
         address is loopback.
     :param join: start as a node to be added to a running cluster (do not bootstrap);
-        ``peers`` must still give the current members' addresses.
+        ``peers`` may be omitted: the members' addresses arrive with the log, and the
+        TCP transport learns the leader's address when it connects.
     :param transport: ``"tcp"`` (default) or ``"udp"`` (one datagram per message; entry
         batches and snapshot chunks are sized to fit, and a command larger than a
         datagram is refused).
@@ -138,8 +139,9 @@ class Node:
         self._options = RuntimeOptions(election_timeout, heartbeat_interval, snapshot_entries)
         self._seed = seed
         self.statemachine = StateMachine()
-        founders = {} if join else self.peers
-        self.directory = self.statemachine.attach(DIRECTORY_NAME, ClusterDirectory(founders))
+        self.directory = self.statemachine.attach(DIRECTORY_NAME, ClusterDirectory())
+        self._registering = False
+        self._tasks_group: anyio.abc.TaskGroup | None = None
         self._client_id = new_client_id()
         self.max_command_bytes = 1 << 20
         self._next_seq = 0
@@ -224,6 +226,7 @@ class Node:
                     )
                     self._runtime = runtime
                     await tasks.start(runtime.run)
+                    self._tasks_group = tasks
                     tasks.start_soon(self._reconcile_loop)
                     logger.info("%s started on %s (term %d)", self.id, self.listen, raft.term)
                     task_status.started()
@@ -587,19 +590,41 @@ class Node:
                     {n: parse_address(a) for n, a in addresses.items() if n != self.id}
                 )
             if runtime.raft.role is Role.LEADER:
+                self._register_addresses(runtime)
                 self._reconcile_membership(runtime)
 
+    def _register_addresses(self, runtime: RaftRuntime) -> None:
+        """Put the addresses of members the directory lacks into the log (first leader)."""
+        known = self.directory.addresses
+        missing = {
+            n: a
+            for n, a in self.peers.items()
+            if n in runtime.raft.config.members and n not in known
+        }
+        if missing and not self._registering and self._tasks_group is not None:
+            self._registering = True
+            self._tasks_group.start_soon(self._register, missing)
+
+    async def _register(self, addresses: dict[NodeId, str]) -> None:
+        try:
+            await self._directory_call("register", (addresses,), None)
+        except errors.ReplObjError as exc:
+            logger.warning("%s: could not register member addresses yet: %s", self.id, exc)
+        finally:
+            self._registering = False
+
     def _reconcile_membership(self, runtime: RaftRuntime) -> None:
-        wanted = set(self.directory.wanted())
+        """Move the Raft configuration one step toward the directory's requests."""
+        directory = self.directory
         config = runtime.raft.config
-        if not wanted or config.is_joint:
+        if config.is_joint or not runtime.raft.config_committed:
             return
-        for node_id in sorted(wanted - config.members):
+        for node_id in sorted(set(directory.wanted()) - config.members):
             if runtime.raft.add_member(node_id):
                 logger.info("%s: adding %s as a learner", self.id, node_id)
                 runtime.kick()
             return
-        for node_id in sorted(config.members - wanted):
+        for node_id in sorted(directory.removed & config.members):
             if runtime.raft.remove_member(node_id):
                 logger.info("%s: removing %s", self.id, node_id)
                 runtime.kick()

@@ -3,7 +3,9 @@
 Handshake (the connecting side C, the listening side S, ``secret`` shared):
 
 1. C → S: hello = ``MAGIC | wire version | Python major | minor | nonce (32) |
-   len | C's id | len | the id C expects S to have``.
+   len | C's id | len | the id C expects S to have | C's listening port (u16, 0 if
+   unknown)``. S may learn C's address from it: the connection's source host and
+   that port (so a node that joins without an address book can be answered).
 2. S → C: S's hello (its own nonce and id, C's id as the expected peer), then
    ``HMAC(secret, "server" | transcript)`` where the transcript is both hellos.
 3. C checks S's version and proof, then sends ``HMAC(secret, "client" | transcript)``
@@ -67,6 +69,7 @@ _STATUS_OK: Final = b"\x01"
 _STATUS_BAD_PROOF: Final = b"\x00"
 _STATUS_WRONG_NODE: Final = b"\x02"
 _LEN = struct.Struct(">I")
+_PORT = struct.Struct(">H")
 _SEQ = struct.Struct(">Q")
 
 
@@ -83,12 +86,13 @@ class Hello:
     nonce: bytes
     wire_version: int = WIRE_VERSION
     python: tuple[int, int] = (sys.version_info.major, sys.version_info.minor)
+    listen_port: int = 0
 
     def encode(self) -> bytes:
         """The bytes sent on the wire (ids are UTF-8, at most 255 bytes each)."""
         own, peer = _name_bytes(self.node_id), _name_bytes(self.peer_id)
         fixed = _FIXED.pack(MAGIC, self.wire_version, *self.python, self.nonce, len(own))
-        return fixed + own + bytes([len(peer)]) + peer
+        return fixed + own + bytes([len(peer)]) + peer + _PORT.pack(self.listen_port)
 
     def check_compatible(self, where: str) -> None:
         """Refuse a peer that speaks another wire version or Python minor version.
@@ -119,11 +123,14 @@ async def _read_hello(reader: BufferedByteReceiveStream) -> tuple[Hello, bytes]:
     own = await reader.receive_exactly(own_len)
     peer_len = await reader.receive_exactly(1)
     peer = await reader.receive_exactly(peer_len[0])
+    port = await reader.receive_exactly(_PORT.size)
     try:
-        hello = Hello(own.decode(), peer.decode(), nonce, version, (major, minor))
+        hello = Hello(
+            own.decode(), peer.decode(), nonce, version, (major, minor), _PORT.unpack(port)[0]
+        )
     except UnicodeDecodeError as exc:
         raise ProtocolError("node id in hello is not UTF-8") from exc
-    return hello, fixed + own + peer_len + peer
+    return hello, fixed + own + peer_len + peer + port
 
 
 def _mac(key: bytes, label: bytes, data: bytes) -> bytes:
@@ -141,6 +148,7 @@ async def client_handshake(
     secret: bytes,
     node_id: NodeId,
     peer_id: NodeId,
+    listen_port: int = 0,
 ) -> bytes:
     """Prove the secret to a listener and check its proof; return the session key.
 
@@ -149,7 +157,7 @@ async def client_handshake(
     :raises WrongPeerError: if the listener is not ``peer_id``.
     :raises ~replobj.errors.ProtocolError: if the listener is not a replobj node.
     """
-    ours = Hello(node_id, peer_id, os.urandom(NONCE_BYTES)).encode()
+    ours = Hello(node_id, peer_id, os.urandom(NONCE_BYTES), listen_port=listen_port).encode()
     await stream.send(ours)
     theirs, raw = await _read_hello(reader)
     theirs.check_compatible(f"peer {peer_id!r}")
@@ -173,8 +181,8 @@ async def client_handshake(
 
 async def server_handshake(
     stream: ByteStream, reader: BufferedByteReceiveStream, *, secret: bytes, node_id: NodeId
-) -> tuple[NodeId, bytes]:
-    """Answer a connecting peer: exchange proofs; return its id and the session key.
+) -> tuple[Hello, bytes]:
+    """Answer a connecting peer: exchange proofs; return its hello and the session key.
 
     :raises ~replobj.errors.VersionMismatchError: if the peer runs another version
         (after telling it ours, so it can report the mismatch too).
@@ -197,7 +205,7 @@ async def server_handshake(
         await stream.send(_STATUS_WRONG_NODE)
         raise WrongPeerError(f"peer {theirs.node_id!r} meant to reach {theirs.peer_id!r}")
     await stream.send(_STATUS_OK)
-    return theirs.node_id, _session_key(secret, transcript)
+    return theirs, _session_key(secret, transcript)
 
 
 class RecordSealer:

@@ -114,6 +114,7 @@ class TcpTransport(TaskedTransport):
         require_secret_or_loopback(secret, [listen, *book.values()])
         super().__init__(node_id, listen, inbox_limit)
         self._peers = book
+        self._learned: dict[NodeId, Address] = {}
         self._secret = secret or INSECURE_LOOPBACK_SECRET
         self._insecure = not secret
         self._server_ssl = server_ssl
@@ -186,11 +187,16 @@ class TcpTransport(TaskedTransport):
     def update_peers(self, peers: Mapping[NodeId, Address]) -> None:
         """Replace the address book; links to removed or moved peers are closed.
 
+        Addresses learned from authenticated incoming connections are kept for peers the
+        new book does not name.
+
         :raises ~replobj.errors.TransportError: if there is no secret and an address is
             not loopback.
         """
         book = dict(peers)
         require_secret_or_loopback(None if self._insecure else self._secret, list(book.values()))
+        for peer, address in self._learned.items():
+            book.setdefault(peer, address)
         for peer, link in list(self._links.items()):
             if book.get(peer) != link.address:
                 link.queue.close()
@@ -254,7 +260,12 @@ class TcpTransport(TaskedTransport):
             try:
                 reader = BufferedByteReceiveStream(stream)
                 key = await client_handshake(
-                    stream, reader, secret=self._secret, node_id=self._node_id, peer_id=link.peer
+                    stream,
+                    reader,
+                    secret=self._secret,
+                    node_id=self._node_id,
+                    peer_id=link.peer,
+                    listen_port=self._bound[1] if self._bound else 0,
                 )
             except BaseException:
                 await anyio.aclose_forcefully(stream)
@@ -337,16 +348,25 @@ class TcpTransport(TaskedTransport):
                         standard_compatible=False,
                     )
                 reader = BufferedByteReceiveStream(stream)
-                peer, key = await server_handshake(
+                hello, key = await server_handshake(
                     stream, reader, secret=self._secret, node_id=self._node_id
                 )
+                peer = hello.node_id
         except (*_LINK_ERRORS, TransportError) as exc:
             self._counters.rejected += 1
             logger.warning("%s: refused connection from %s: %r", self._node_id, remote, exc)
             return
         finally:
             self._handshaking -= 1
+        self._learn_address(peer, remote, hello.listen_port)
         await self._read_records(peer, remote, reader, RecordOpener(key, self._max_record))
+
+    def _learn_address(self, peer: NodeId, remote: object, port: int) -> None:
+        """Remember where an authenticated peer missing from the address book listens."""
+        if peer in self._peers or not port or not isinstance(remote, tuple) or not remote:
+            return
+        self._peers[peer] = self._learned[peer] = (str(remote[0]), port)
+        logger.info("%s: learned the address of %r: %s:%d", self._node_id, peer, remote[0], port)
 
     async def _read_records(
         self, peer: NodeId, remote: object, reader: BufferedByteReceiveStream, opener: RecordOpener

@@ -65,7 +65,7 @@ class Cluster:
         node = replobj.Node(
             node_id,
             listen=self.addresses[node_id],
-            peers=dict(self.addresses),
+            peers=None if join else dict(self.addresses),
             data_dir=self.root / node_id,
             join=join,
             election_timeout=0.4,

@@ -126,6 +126,9 @@ async def test_members_join_and_leave_while_serving(tmp_path: Path) -> None:
         await cluster.start("n3", join=True)
         await cluster.nodes["n1"].add_member("n3", cluster.addresses["n3"])
         assert "n3" in cluster.nodes[leader].status().voters
+        await cluster.nodes["n3"].read_barrier()
+        assert cluster.nodes["n3"].directory.addresses == cluster.nodes["n0"].directory.addresses
+        assert set(cluster.nodes["n3"].directory.addresses) == {"n0", "n1", "n2", "n3"}
         await cluster.proxies["n3"].add("from-n3")
         await cluster.nodes["n3"].remove_member(leader)
         removed = cluster.nodes[leader]
