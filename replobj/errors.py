@@ -27,6 +27,7 @@ __all__ = [
     "LeaderNotReadyError",
     "NoCurrentEntryError",
     "NoLeaderError",
+    "NodeRemovedError",
     "NodeStoppedError",
     "NotAQueryError",
     "NotAStoreError",
@@ -174,6 +175,11 @@ class CallTimeoutError(ReplObjError, TimeoutError):
 
 class CommandTooLargeError(ReplObjError, ValueError):
     """A command's encoded arguments exceed what one message may carry; nothing was sent."""
+
+
+class NodeRemovedError(ReplObjError, RuntimeError):
+    """This node was removed from the cluster; it no longer receives the log. Stop it, or
+    add it back with ``add_member`` from a member."""
 
 
 class NodeStoppedError(ReplObjError, RuntimeError):

@@ -345,6 +345,15 @@ class Node:
             await self.read_barrier()
             self._restarted = False
 
+    def _check_member(self) -> None:
+        raft = self.runtime.raft
+        config = raft.config
+        if config.members and self.id not in config.members and raft.config_committed:
+            raise errors.NodeRemovedError(
+                f"node {self.id!r} was removed from the cluster (members: "
+                f"{', '.join(sorted(config.members))}); stop it, or add it back from a member"
+            )
+
     def check_object(self, name: str) -> None:
         """Refuse calls on an object whose replica here has diverged (a class mismatch).
 
@@ -406,6 +415,7 @@ class Node:
         deadline = anyio.current_time() + (timeout or self.call_timeout)
         reached_log = False
         try:
+            self._check_member()
             while True:
                 remaining = deadline - anyio.current_time()
                 if remaining <= 0:
@@ -454,6 +464,7 @@ class Node:
 
         :raises ~replobj.errors.CallTimeoutError: if no leader confirmed a read in time.
         """
+        self._check_member()
         limit = timeout or self.call_timeout
         with anyio.move_on_after(limit):
             while True:

@@ -879,6 +879,7 @@ class RaftNode:
         config = self.config
         if self._log.config_index > self.commit_index:
             return
+        self._prune_progress()
         if config.is_joint:
             self._append_config(membership.leaving_joint(config))
             return
@@ -898,15 +899,26 @@ class RaftNode:
             self._become_follower(self.term, None)
 
     def _sync_progress(self) -> None:
+        """Track every member; a removed peer is kept until the change commits (see below)."""
         members = self.config.members - {self.id}
-        for peer in list(self._progress):
-            if peer not in members:
-                del self._progress[peer]
+        if self.config_committed:
+            self._prune_progress()
         for peer in sorted(members):
             if peer not in self._progress:
                 self._progress[peer] = Progress(next_index=self.last_index + 1)
         if self._transfer_to is not None and self._transfer_to not in self._progress:
             self._transfer_to = None
+
+    def _prune_progress(self) -> None:
+        """Stop replicating to peers a committed configuration removed.
+
+        Each gets one last AppendEntries first, so it usually learns of the configuration
+        that removed it and stops campaigning (it is no longer a voter there).
+        """
+        members = self.config.members
+        for peer in [p for p in self._progress if p not in members]:
+            self._send_append(peer, heartbeat=True)
+            del self._progress[peer]
 
     # ------------------------------------------------------------------ reads (thesis §6.4)
 

@@ -134,6 +134,8 @@ async def test_members_join_and_leave_while_serving(tmp_path: Path) -> None:
         removed = cluster.nodes[leader]
         await cluster.wait_until(lambda: removed.status().role == "follower")
         assert leader not in removed.status().voters
+        with pytest.raises(errors.NodeRemovedError):
+            await cluster.proxies[leader].add("from a removed node")
         await cluster.stop(leader)
         new_leader = await cluster.leader()
         assert new_leader != leader
@@ -217,4 +219,22 @@ async def test_a_different_class_under_the_same_name_is_detected(
         assert await cluster.proxies["n1"].add("z") == 2
         assert "has diverged" in caplog.text
         await odd.aclose()
+        await cluster.close()
+
+
+async def test_a_removed_follower_learns_it_and_refuses_calls(tmp_path: Path) -> None:
+    async with anyio.create_task_group() as tasks:
+        cluster = Cluster(tasks, tmp_path, 3)
+        for node_id in cluster.addresses:
+            await cluster.start(node_id)
+        leader = await cluster.leader()
+        gone = next(n for n in cluster.nodes if n != leader)
+        await cluster.proxies[leader].add("before")
+        await cluster.nodes[leader].remove_member(gone)
+        raft = cluster.nodes[gone].runtime.raft
+        await cluster.wait_until(lambda: gone not in raft.config.members and raft.config_committed)
+        with pytest.raises(errors.NodeRemovedError, match="removed"):
+            await cluster.proxies[gone].add("after")
+        await cluster.stop(gone)
+        assert await cluster.proxies[leader].add("still") == 2
         await cluster.close()
