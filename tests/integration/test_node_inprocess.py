@@ -238,3 +238,19 @@ async def test_a_removed_follower_learns_it_and_refuses_calls(tmp_path: Path) ->
         await cluster.stop(gone)
         assert await cluster.proxies[leader].add("still") == 2
         await cluster.close()
+
+
+async def test_attaching_after_start_is_refused_and_the_node_keeps_serving() -> None:
+    from cluster_helpers import Register, free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    node = replobj.Node("solo", listen=address, election_timeout=0.3, heartbeat_interval=0.05)
+    proxy = node.attach("reg", Register())
+    async with node:
+        await node.wait_for_leader(10)
+        with pytest.raises(errors.AttachAfterStartError, match="before"):
+            node.attach("late", Register())
+        with pytest.raises(errors.NotReplicatedError):
+            replobj.Node("x", listen=address).attach("plain", object())
+        assert await proxy.add("ok") == 1
+        assert node.status().voters == ("solo",)
