@@ -194,8 +194,12 @@ class RaftNode:
                 self._broadcast_heartbeat()
                 self._confirm_reads()
             elif self._must_broadcast:
-                for peer in self._progress:
+                for peer, progress in self._progress.items():
                     self._send_append(peer)
+                    if progress.sent_commit < self.commit_index and (
+                        progress.state is ReplicationState.REPLICATE
+                    ):
+                        self._send_entries(peer, progress, [])
             self._must_broadcast = False
         self._announce()
         actions, self._actions = self._actions, []
@@ -675,6 +679,7 @@ class RaftNode:
             self.term, self.id, prev_index, prev_term, tuple(entries), self.commit_index, self._seq
         )
         self._send(peer, message)
+        progress.sent_commit = self.commit_index
         if entries:
             progress.record_sent(entries[-1].index, sum(e.size for e in entries))
         elif progress.state is ReplicationState.PROBE:

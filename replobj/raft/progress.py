@@ -34,6 +34,8 @@ class Progress:
     snapshot_offset: int = 0
     recent_active: bool = False
     acked_seq: int = 0
+    sent_commit: LogIndex = 0
+    """The commit index last sent to this follower (a newer one is pushed without waiting)."""
 
     def update_match(self, index: LogIndex) -> bool:
         """Raise the match index (never lower it); True if it grew."""

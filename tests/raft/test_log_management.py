@@ -542,3 +542,22 @@ def test_7_new_snapshot_mid_transfer_restarts_the_transfer() -> None:
     assert cluster.node("c").snapshot == second
     assert [i.meta for i in of_type(cluster.trace("c"), InstallSnapshot)] == [second]
     assert cluster.applied_payloads("c") == PAYLOADS
+
+
+def test_5_3_followers_learn_a_new_commit_index_without_waiting_for_a_heartbeat() -> None:
+    """§5.3: the leader "keeps track of the highest index it knows to be committed, and it
+    includes that index in future AppendEntries RPCs" — it must not wait a heartbeat to
+    send it, or every call answered by a follower waits a heartbeat interval."""
+    cluster = Cluster(["a", "b", "c"])
+    cluster.elect("a")
+    cluster.deliver_all()
+    proposal = cluster.propose("a", b"x")
+    cluster.deliver(kind=msg.AppendEntries)  # entries reach b and c
+    cluster.deliver(kind=msg.AppendEntriesReply)  # the leader commits
+    assert cluster.node("a").commit_index >= proposal.index
+    pushed = cluster.messages(kind=msg.AppendEntries, src="a")
+    assert {e.dst for e in pushed} == {"b", "c"}
+    assert all(e.message.leader_commit >= proposal.index for e in pushed)
+    cluster.deliver(kind=msg.AppendEntries)
+    assert cluster.node("b").commit_index >= proposal.index
+    assert cluster.node("c").commit_index >= proposal.index
