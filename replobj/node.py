@@ -8,6 +8,7 @@ manager; calls on attached objects go through :mod:`replobj.proxy`.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import os
 import time
@@ -24,7 +25,7 @@ from .directory import DIRECTORY_NAME, ClusterDirectory
 from .proxy import ObjectProxy
 from .raft.node import RaftNode
 from .raft.options import RaftOptions, RestoredState
-from .raft.types import ClusterConfig, Entry, NodeId, ProposalId, Role, SnapshotMeta
+from .raft.types import ClusterConfig, Entry, NodeId, Role, SnapshotMeta
 from .replicated import spec_of
 from .runtime import RaftRuntime, RuntimeOptions
 from .statemachine import ApplyOutcome, StateMachine
@@ -146,6 +147,7 @@ class Node:
         self.max_command_bytes = 1 << 20
         self._next_seq = 0
         self._in_flight: set[int] = set()
+        self._in_flight_heap: list[int] = []
         self._runtime: RaftRuntime | None = None
         self._transport: Transport | None = None
         self._outer: anyio.abc.TaskGroup | None = None
@@ -387,7 +389,7 @@ class Node:
         """
         self._next_seq += 1
         seq = self._next_seq
-        lowest = min(self._in_flight, default=seq)
+        lowest = self._lowest_in_flight(seq)
         cmd = Command(
             self._client_id, seq, name, class_name, method, args, kwargs, lowest_pending=lowest
         )
@@ -398,11 +400,18 @@ class Node:
                 f"transport carries at most {self.max_command_bytes}; pass smaller arguments"
             )
         self._in_flight.add(seq)
+        heapq.heappush(self._in_flight_heap, seq)
         return cmd, payload
 
     def finish_command(self, seq: int) -> None:
         """The caller received the outcome of ``seq`` (it may be forgotten by the sessions)."""
         self._in_flight.discard(seq)
+
+    def _lowest_in_flight(self, seq: int) -> int:
+        heap = self._in_flight_heap
+        while heap and heap[0] not in self._in_flight:
+            heapq.heappop(heap)
+        return heap[0] if heap else seq
 
     async def submit(self, seq: int, payload: bytes, timeout: float | None) -> ApplyOutcome:
         """Get ``payload`` applied through the leader; the outcome is this replica's.
@@ -411,28 +420,27 @@ class Node:
         across leader changes until ``timeout``.
 
         :raises ~replobj.errors.CallTimeoutError: if not applied in time.
+        :raises ~replobj.errors.NodeRemovedError: if this node is no longer a member.
         """
-        deadline = anyio.current_time() + (timeout or self.call_timeout)
+        limit = timeout or self.call_timeout
+        deadline = anyio.current_time() + limit
         reached_log = False
         try:
             self._check_member()
-            while True:
-                remaining = deadline - anyio.current_time()
-                if remaining <= 0:
-                    break
-                attempt = min(remaining, 2 * self._options.election_timeout)
-                with anyio.move_on_after(attempt):
-                    proposal = await self._forward(payload)
-                    if proposal is None:
-                        continue
-                    reached_log = True
-                    outcome = await self.runtime.track(proposal).wait()
-                    if outcome.applied and isinstance(outcome.value, ApplyOutcome):
-                        return outcome.value
+            while (remaining := deadline - anyio.current_time()) > 0:
+                ticket = self.runtime.submit(payload)
+                with anyio.move_on_after(min(remaining, 2 * self._options.election_timeout)):
+                    await ticket.wait()
+                reached_log = reached_log or ticket.proposal is not None
+                if ticket.applied and isinstance(ticket.result, ApplyOutcome):
+                    return ticket.result
+                if isinstance(ticket.error, errors.RaftRefusedError):
+                    await self._wait_role_change()
+                self._check_member()
         finally:
             self.finish_command(seq)
         raise errors.CallTimeoutError(
-            f"the call did not complete within {timeout or self.call_timeout:.1f}s "
+            f"the call did not complete within {limit:.1f}s "
             + (
                 "(it reached the log: it may still apply)"
                 if reached_log
@@ -440,20 +448,6 @@ class Node:
             ),
             outcome_known=not reached_log,
         )
-
-    async def _forward(self, payload: bytes) -> ProposalId | None:
-        runtime = self.runtime
-        try:
-            proposals = await runtime.forward([payload]).wait()
-        except (
-            errors.NoLeaderError,
-            errors.NotLeaderError,
-            errors.LeaderNotReadyError,
-            errors.TransferInProgressError,
-        ):
-            await self._wait_role_change()
-            return None
-        return proposals[0] if proposals else None
 
     async def _wait_role_change(self) -> None:
         with anyio.move_on_after(self._options.heartbeat_interval * 2):

@@ -28,6 +28,7 @@ from typing import Protocol
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from . import errors
 from .raft import actions as act
@@ -39,6 +40,7 @@ from .raft.types import (
     LogIndex,
     ProposalId,
     Refusal,
+    RefusalReason,
     Role,
     SnapshotMeta,
 )
@@ -96,14 +98,45 @@ class RuntimeOptions:
         return max(2, math.ceil(self.election_timeout / self.heartbeat_interval))
 
 
-class ProposalOutcome:
-    """What became of a proposal: the apply callback's return value, or why it never applied."""
+class CallTicket:
+    """One submitted command payload, from submission to its outcome on this node.
 
-    __slots__ = ("applied", "value")
+    ``proposal`` is set once a leader appended it (it reached the log). The ticket is
+    done when the entry at that index was applied here (``applied`` tells whether it was
+    this payload or another entry that won the index), or when the leader refused it
+    (``error``).
+    """
 
-    def __init__(self, applied: bool, value: object) -> None:
-        self.applied = applied
-        self.value = value
+    __slots__ = ("_done", "applied", "error", "payload", "proposal", "result")
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.proposal: ProposalId | None = None
+        self.applied = False
+        self.result: object = None
+        self.error: BaseException | None = None
+        self._done = anyio.Event()
+
+    @property
+    def done(self) -> bool:
+        """Whether an outcome or an error is known."""
+        return self._done.is_set()
+
+    def resolve(self, applied: bool, result: object) -> None:
+        """The entry at the ticket's index was applied here."""
+        if not self._done.is_set():
+            self.applied, self.result = applied, result
+            self._done.set()
+
+    def fail(self, error: BaseException) -> None:
+        """The payload was not appended (refused or the request was lost)."""
+        if not self._done.is_set():
+            self.error = error
+            self._done.set()
+
+    async def wait(self) -> None:
+        """Return once :attr:`done`."""
+        await self._done.wait()
 
 
 class RaftRuntime:
@@ -142,9 +175,10 @@ class RaftRuntime:
         self._deadline = math.inf
         self._written: tuple[LogIndex, int] | None = None
         self._incoming: SnapshotWriter | None = None
-        self._proposals: dict[LogIndex, tuple[int, Pending[ProposalOutcome]]] = {}
+        self._proposals: dict[LogIndex, tuple[int, CallTicket]] = {}
+        self._submitted: list[CallTicket] = []
         self._reads: dict[int, Pending[LogIndex]] = {}
-        self._forwards: dict[int, Pending[tuple[ProposalId, ...]]] = {}
+        self._forwards: dict[int, list[CallTicket]] = {}
         self._next_request = 0
         self._recent: OrderedDict[LogIndex, tuple[int, object]] = OrderedDict()
         self.applied = IndexWaiters(raft.applied_index)
@@ -173,6 +207,7 @@ class RaftRuntime:
         while True:
             await self._kick.wait()
             self._kick = anyio.Event()
+            self._flush_submissions()
             await self._execute(self.raft.take_actions())
             self._maybe_snapshot()
 
@@ -241,6 +276,10 @@ class RaftRuntime:
             elif isinstance(action, act.CompactLog):
                 pass  # committing the snapshot already compacted the stored log
             else:
+                if isinstance(action, act.ApplyEntries) and batch.operations:
+                    self._write(batch)
+                    batch = WriteBatch()
+                    await anyio.lowlevel.checkpoint()  # let the fsync start before applying
                 self._write(batch)
                 batch = WriteBatch()
                 await self._execute_other(action)
@@ -269,14 +308,14 @@ class RaftRuntime:
             if pending is not None:
                 pending.fail(errors.ReadFailedError(f"read not confirmed: {action.reason}"))
         elif isinstance(action, act.ProposalForwarded):
-            forwarded = self._forwards.pop(action.request_id, None)
-            if forwarded is not None:
-                forwarded.set(action.proposals)
+            for ticket, proposal in zip(
+                self._forwards.pop(action.request_id, ()), action.proposals, strict=False
+            ):
+                self._register(ticket, proposal)
         elif isinstance(action, act.ProposalFailed):
-            forwarded = self._forwards.pop(action.request_id, None)
-            if forwarded is not None:
-                refusal = Refusal(action.reason, action.message)
-                forwarded.fail(errors.error_for_refusal(refusal))
+            error = errors.error_for_refusal(Refusal(action.reason, action.message))
+            for ticket in self._forwards.pop(action.request_id, ()):
+                ticket.fail(error)
         elif isinstance(action, act.SendSnapshotChunk):
             self._send_snapshot_chunk(action)
         elif isinstance(action, act.WriteSnapshotChunk):
@@ -291,6 +330,7 @@ class RaftRuntime:
                 action.term,
                 action.leader or "unknown",
             )
+            self._fail_forwards(f"leadership changed (leader: {action.leader or 'unknown'})")
             self.role_changed.set()
             self.role_changed = anyio.Event()
 
@@ -308,8 +348,8 @@ class RaftRuntime:
             result = self._apply(entry)
             proposal = self._proposals.pop(entry.index, None)
             if proposal is not None:
-                term, pending = proposal
-                pending.set(ProposalOutcome(term == entry.term, result))
+                term, ticket = proposal
+                ticket.resolve(term == entry.term, result)
             self._recent[entry.index] = (entry.term, result)
             if len(self._recent) > _RECENT_OUTCOMES:
                 self._recent.popitem(last=False)
@@ -372,32 +412,54 @@ class RaftRuntime:
 
     # ------------------------------------------------------------------ requests
 
-    def propose(self, payload: bytes) -> tuple[ProposalId, Pending[ProposalOutcome]]:
-        """Propose ``payload`` on this (leader) node; the pending outcome resolves when applied.
+    def submit(self, payload: bytes) -> CallTicket:
+        """Queue ``payload`` for the log; it goes to the leader with the next drain.
 
-        :raises ~replobj.errors.RaftRefusedError: if this node cannot propose now.
+        Every payload submitted between two drains travels in one forwarded batch (or one
+        ``propose_batch`` on the leader).
         """
-        result = self.raft.propose(payload)
-        if isinstance(result, Refusal):
-            raise errors.error_for_refusal(result)
-        return result, self.track(result)
-
-    def track(self, proposal: ProposalId) -> Pending[ProposalOutcome]:
-        """The pending outcome of ``proposal`` (proposed here or on the leader)."""
+        ticket = CallTicket(payload)
+        self._submitted.append(ticket)
         self.kick()
-        existing = self._proposals.get(proposal.index)
-        if existing is not None and existing[0] == proposal.term:
-            return existing[1]
-        pending: Pending[ProposalOutcome] = Pending()
+        return ticket
+
+    def _flush_submissions(self) -> None:
+        tickets, self._submitted = self._submitted, []
+        if not tickets:
+            return
+        self._next_request += 1
+        request_id = self._next_request
+        self._forwards[request_id] = tickets
+        refusal = self.raft.forward_proposal(request_id, [t.payload for t in tickets])
+        if refusal is not None:
+            del self._forwards[request_id]
+            error = errors.error_for_refusal(refusal)
+            for ticket in tickets:
+                ticket.fail(error)
+
+    def _register(self, ticket: CallTicket, proposal: ProposalId) -> None:
+        ticket.proposal = proposal
         if proposal.index <= self.applied.index:
             recent = self._recent.get(proposal.index)
             if recent is None:
-                pending.set(ProposalOutcome(False, None))
+                ticket.resolve(False, None)
             else:
-                pending.set(ProposalOutcome(recent[0] == proposal.term, recent[1]))
-            return pending
-        self._proposals[proposal.index] = (proposal.term, pending)
-        return pending
+                ticket.resolve(recent[0] == proposal.term, recent[1])
+            return
+        replaced = self._proposals.get(proposal.index)
+        if replaced is not None:
+            replaced[1].resolve(False, None)
+        self._proposals[proposal.index] = (proposal.term, ticket)
+
+    def _fail_forwards(self, reason: str) -> None:
+        """The leader changed: forwarded batches without an answer may be lost; retry them."""
+        if not self._forwards:
+            return
+        error = errors.NoLeaderError(Refusal(RefusalReason.NO_LEADER, reason))
+        for tickets in self._forwards.values():
+            for ticket in tickets:
+                ticket.fail(error)
+        self._forwards.clear()
 
     def read_index(self) -> Pending[LogIndex]:
         """Start a linearizable read; the pending value is the index to wait for.
@@ -415,31 +477,11 @@ class RaftRuntime:
         self.kick()
         return pending
 
-    def forward(self, payloads: list[bytes]) -> Pending[tuple[ProposalId, ...]]:
-        """Propose ``payloads`` through the leader from any member.
-
-        The pending value is one :class:`ProposalId` per payload; pass each to
-        :meth:`track` to learn its outcome once applied on this node.
-
-        :raises ~replobj.errors.RaftRefusedError: if no leader is known.
-        """
-        self._next_request += 1
-        request_id = self._next_request
-        pending: Pending[tuple[ProposalId, ...]] = Pending()
-        self._forwards[request_id] = pending
-        refusal = self.raft.forward_proposal(request_id, payloads)
-        if refusal is not None:
-            del self._forwards[request_id]
-            raise errors.error_for_refusal(refusal)
-        self.kick()
-        return pending
-
-    def forget(self, pending: object) -> None:
-        """Stop tracking a read or forward whose caller gave up."""
-        for table in (self._reads, self._forwards):
-            for request_id, candidate in list(table.items()):
-                if candidate is pending:
-                    del table[request_id]
+    def forget(self, pending: Pending[LogIndex]) -> None:
+        """Stop tracking a read whose caller gave up."""
+        for request_id, candidate in list(self._reads.items()):
+            if candidate is pending:
+                del self._reads[request_id]
 
     @property
     def is_leader(self) -> bool:

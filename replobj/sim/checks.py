@@ -14,7 +14,7 @@ Every check is incremental so it can run after every delivered event:
 
 from __future__ import annotations
 
-from replobj.raft import Entry, EntryKind, LogIndex, NodeId, Role, SnapshotMeta, Term
+from replobj.raft import ClusterConfig, Entry, EntryKind, LogIndex, NodeId, Role, SnapshotMeta, Term
 
 from .simnode import SimNode
 
@@ -208,6 +208,46 @@ class SafetyChecker:
                     f"{_short(self.chosen[index])} (holds {held})",
                 )
 
+    def check_logs_match(self, nodes: list[SimNode]) -> None:
+        """Log Matching, pairwise over whole logs: below a shared (index, term), logs agree."""
+        for position, first in enumerate(nodes):
+            for second in nodes[position + 1 :]:
+                a, b = first.storage.written, second.storage.written
+                low, high = max(a.base, b.base) + 1, min(a.last_index, b.last_index)
+                shared = next(
+                    (i for i in range(high, low - 1, -1) if a.term_at(i) == b.term_at(i)), None
+                )
+                if shared is None:
+                    continue
+                for index in range(low, shared + 1):
+                    if a.entry(index) != b.entry(index):
+                        raise SafetyViolation(
+                            "Log Matching",
+                            f"{first.id} and {second.id} share entry {shared} but differ at "
+                            f"{index}",
+                        )
+
+    def check_config(self, node: SimNode) -> None:
+        """The configuration in effect is the latest one in the log (thesis §4.1).
+
+        It takes effect when appended, not when committed, and reverts when its entry
+        is truncated; without a configuration entry it is the snapshot's.
+        """
+        storage = node.storage
+        if node.raft.snapshot.last_index != storage.snapshot_meta.last_index:
+            return
+        expected = storage.snapshot_meta.config
+        for entry in reversed(storage.written.entries):
+            if entry.kind is EntryKind.CONFIG:
+                expected = ClusterConfig.decode(entry.payload)
+                break
+        if node.raft.config != expected:
+            raise SafetyViolation(
+                "Configuration in effect",
+                f"{node.id} uses [{_config_text(node.raft.config)}] but its log's latest "
+                f"configuration is [{_config_text(expected)}]",
+            )
+
     def check_read(self, node: SimNode, read_index: LogIndex, required: LogIndex) -> None:
         """Linearizable read: the index must cover all commits seen before the read began."""
         if read_index < required:
@@ -220,3 +260,12 @@ class SafetyChecker:
 
 def _short(entry: Entry) -> str:
     return f"({entry.index}, t{entry.term}, {entry.kind.name}, {entry.payload[:24]!r})"
+
+
+def _config_text(config: ClusterConfig) -> str:
+    text = "voters " + ",".join(sorted(config.voters))
+    if config.learners:
+        text += "; learners " + ",".join(sorted(config.learners))
+    if config.old_voters is not None:
+        text += "; old voters " + ",".join(sorted(config.old_voters))
+    return text

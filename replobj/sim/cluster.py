@@ -253,7 +253,8 @@ class SimCluster(SimEngine):
         """End-of-run checks: leader completeness now, and every known proposal's fate."""
         leader = self.leader()
         if leader is not None:
-            self.checker.check_leader_complete(leader)
+            self.guarded(lambda: self.checker.check_leader_complete(leader))
+        self.guarded(lambda: self.checker.check_logs_match(self.live()))
         for proposal in self.proposals:
             node = self.nodes[proposal.node]
             if not node.alive or node.incarnation != proposal.incarnation:

@@ -16,6 +16,7 @@ from functools import partial
 
 from replobj.raft import (
     Entry,
+    EntryKind,
     HardState,
     LogIndex,
     NodeId,
@@ -211,6 +212,7 @@ class SimEngine:
         sends: list[act.Send] = []
         installed: tuple[SnapshotMeta, bytes] | None = None
         applied = False
+        reconfigure = False
         for action in actions:
             kind = type(action)
             if kind is act.Send:
@@ -223,7 +225,7 @@ class SimEngine:
             if isinstance(action, act.SaveHardState):
                 node.storage.hard_state = HardState(action.term, action.voted_for)
             elif isinstance(action, act.AppendLog):
-                self._append(node, action.entries)
+                reconfigure = reconfigure or self._append(node, action.entries)
             elif isinstance(action, act.ResetTimer):
                 self._arm_timer(node, action.kind)
             elif isinstance(action, act.ApplyEntries):
@@ -262,6 +264,8 @@ class SimEngine:
                 self.at(self.now + delay, done)
             else:
                 self._installed(node, node.incarnation, meta, data, False)
+        if reconfigure:
+            self.checker.check_config(node)
         if applied:
             self._maybe_snapshot(node)
 
@@ -287,10 +291,14 @@ class SimEngine:
         node.raft.handle_message(message)
         self._drive(node)
 
-    def _append(self, node: SimNode, entries: tuple[Entry, ...]) -> None:
+    def _append(self, node: SimNode, entries: tuple[Entry, ...]) -> bool:
+        """Issue an unsynced write; True if it may change the configuration in effect."""
         if not entries:
-            return
+            return False
         storage = node.storage
+        reconfigure = entries[0].index <= storage.written.last_index or any(
+            e.kind is EntryKind.CONFIG for e in entries
+        )
         prev: Term | None = storage.written.term_at(entries[0].index - 1)
         if entries[0].index - 1 == storage.snapshot_meta.last_index:
             prev = storage.snapshot_meta.last_term
@@ -300,6 +308,7 @@ class SimEngine:
         done = max(node.fsync_tail, self.now + self.rng.randint(params.fsync_min, params.fsync_max))
         node.fsync_tail = done
         self.at(done, partial(self._fsynced, node, node.incarnation, seq))
+        return reconfigure
 
     def _fsynced(self, node: SimNode, incarnation: int, seq: int) -> None:
         if not node.alive or node.incarnation != incarnation:
