@@ -423,14 +423,14 @@ class Node:
         :raises ~replobj.errors.NodeRemovedError: if this node is no longer a member.
         """
         limit = timeout or self.call_timeout
-        deadline = anyio.current_time() + limit
+        deadline = time.monotonic() + limit
+        attempt = 2 * self._options.election_timeout
         reached_log = False
         try:
             self._check_member()
-            while (remaining := deadline - anyio.current_time()) > 0:
-                ticket = self.runtime.submit(payload)
-                with anyio.move_on_after(min(remaining, 2 * self._options.election_timeout)):
-                    await ticket.wait()
+            while (now := time.monotonic()) < deadline:
+                ticket = self.runtime.submit(payload, min(deadline, now + attempt))
+                await ticket.wait()
                 reached_log = reached_log or ticket.proposal is not None
                 if ticket.applied and isinstance(ticket.result, ApplyOutcome):
                     return ticket.result

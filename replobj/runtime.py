@@ -18,9 +18,11 @@ It knows nothing of replicated objects: committed command entries go to an
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import random
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +51,9 @@ from .transport.base import Transport
 from .waiting import IndexWaiters, Pending
 
 logger = logging.getLogger("replobj")
+
+_EXPIRY_PERIOD = 0.02
+"""Seconds between sweeps that fail call tickets past their deadline."""
 
 _RECENT_OUTCOMES = 4096
 """Outcomes kept after applying, for callers whose proposal id arrives after the entry applied."""
@@ -107,10 +112,11 @@ class CallTicket:
     (``error``).
     """
 
-    __slots__ = ("_done", "applied", "error", "payload", "proposal", "result")
+    __slots__ = ("_done", "applied", "deadline", "error", "payload", "proposal", "result")
 
-    def __init__(self, payload: bytes) -> None:
+    def __init__(self, payload: bytes, deadline: float) -> None:
         self.payload = payload
+        self.deadline = deadline
         self.proposal: ProposalId | None = None
         self.applied = False
         self.result: object = None
@@ -133,6 +139,11 @@ class CallTicket:
         if not self._done.is_set():
             self.error = error
             self._done.set()
+
+    @property
+    def expired(self) -> bool:
+        """Done because its deadline passed (outcome unknown)."""
+        return isinstance(self.error, TimeoutError)
 
     async def wait(self) -> None:
         """Return once :attr:`done`."""
@@ -177,6 +188,8 @@ class RaftRuntime:
         self._incoming: SnapshotWriter | None = None
         self._proposals: dict[LogIndex, tuple[int, CallTicket]] = {}
         self._submitted: list[CallTicket] = []
+        self._deadlines: list[tuple[float, int, CallTicket]] = []
+        self._counter = 0
         self._reads: dict[int, Pending[LogIndex]] = {}
         self._forwards: dict[int, list[CallTicket]] = {}
         self._next_request = 0
@@ -196,6 +209,7 @@ class RaftRuntime:
             tasks.start_soon(self._timer_loop)
             tasks.start_soon(self._sync_loop)
             tasks.start_soon(self._drive_loop)
+            tasks.start_soon(self._expiry_loop)
             self.kick()
             task_status.started()
 
@@ -412,16 +426,30 @@ class RaftRuntime:
 
     # ------------------------------------------------------------------ requests
 
-    def submit(self, payload: bytes) -> CallTicket:
+    def submit(self, payload: bytes, deadline: float) -> CallTicket:
         """Queue ``payload`` for the log; it goes to the leader with the next drain.
 
         Every payload submitted between two drains travels in one forwarded batch (or one
-        ``propose_batch`` on the leader).
+        ``propose_batch`` on the leader). The ticket fails with ``TimeoutError`` at
+        ``deadline`` (``time.monotonic()`` seconds) if nothing happened by then, so callers
+        need no cancel scope per call.
         """
-        ticket = CallTicket(payload)
+        ticket = CallTicket(payload, deadline)
         self._submitted.append(ticket)
+        self._counter += 1
+        heapq.heappush(self._deadlines, (deadline, self._counter, ticket))
         self.kick()
         return ticket
+
+    async def _expiry_loop(self) -> None:
+        deadlines = self._deadlines
+        while True:
+            await anyio.sleep(_EXPIRY_PERIOD)
+            now = time.monotonic()
+            while deadlines and deadlines[0][0] <= now:
+                ticket = heapq.heappop(deadlines)[2]
+                if not ticket.done:
+                    ticket.fail(TimeoutError("no outcome before the deadline"))
 
     def _flush_submissions(self) -> None:
         tickets, self._submitted = self._submitted, []
