@@ -52,6 +52,9 @@ from .waiting import IndexWaiters, Pending
 
 logger = logging.getLogger("replobj")
 
+_EAGER_BATCH = 128
+"""Submissions that make the runtime send a batch at once rather than at its next drain."""
+
 _EXPIRY_PERIOD = 0.02
 """Seconds between sweeps that fail call tickets past their deadline."""
 
@@ -188,6 +191,8 @@ class RaftRuntime:
         self._incoming: SnapshotWriter | None = None
         self._proposals: dict[LogIndex, tuple[int, CallTicket]] = {}
         self._submitted: list[CallTicket] = []
+        self._backlog: list[act.Action] = []
+        self._executing = False
         self._deadlines: list[tuple[float, int, CallTicket]] = []
         self._counter = 0
         self._reads: dict[int, Pending[LogIndex]] = {}
@@ -222,7 +227,12 @@ class RaftRuntime:
             await self._kick.wait()
             self._kick = anyio.Event()
             self._flush_submissions()
-            await self._execute(self.raft.take_actions())
+            backlog, self._backlog = self._backlog, []
+            self._executing = True
+            try:
+                await self._execute([*backlog, *self.raft.take_actions()])
+            finally:
+                self._executing = False
             self._maybe_snapshot()
 
     async def _receive_loop(self) -> None:
@@ -308,7 +318,44 @@ class RaftRuntime:
         if batch.operations:
             self._sync_wanted.set()
 
+    def _flush_eagerly(self) -> None:
+        """Send a large batch of submissions now instead of after every waiting task ran.
+
+        Lets followers start on the first entries while this node still serves the rest
+        of its callers. Only actions that need no waiting run here; anything else (a
+        hard-state sync, a snapshot install) and everything after it is left, in order,
+        for the drive loop.
+        """
+        if self._executing or self._backlog:
+            return
+        self._flush_submissions()
+        actions = self.raft.take_actions()
+        if any(isinstance(a, act.SaveHardState | act.InstallSnapshot) for a in actions):
+            self._backlog = actions
+            self.kick()
+            return
+        batch = WriteBatch()
+        for action in actions:
+            if isinstance(action, act.Send):
+                self.transport.send(action.to, action.message)
+            elif isinstance(action, act.AppendLog):
+                batch.append(action.entries)
+                last = action.entries[-1]
+                self._written = (last.index, last.term)
+            elif not isinstance(action, act.CompactLog):
+                self._write(batch)
+                batch = WriteBatch()
+                self._execute_simple(action)
+        self._write(batch)
+
     async def _execute_other(self, action: act.Action) -> None:
+        if isinstance(action, act.InstallSnapshot):
+            await self._install_snapshot(action)
+        else:
+            self._execute_simple(action)
+
+    def _execute_simple(self, action: act.Action) -> None:
+        """Every action but sends, log writes and snapshot installs (which need I/O order)."""
         if isinstance(action, act.ResetTimer):
             self._arm_timer(action.kind)
         elif isinstance(action, act.ApplyEntries):
@@ -334,8 +381,6 @@ class RaftRuntime:
             self._send_snapshot_chunk(action)
         elif isinstance(action, act.WriteSnapshotChunk):
             self._stage_snapshot_chunk(action)
-        elif isinstance(action, act.InstallSnapshot):
-            await self._install_snapshot(action)
         elif isinstance(action, act.RoleChanged):
             logger.info(
                 "%s is %s in term %d (leader: %s)",
@@ -438,6 +483,8 @@ class RaftRuntime:
         self._submitted.append(ticket)
         self._counter += 1
         heapq.heappush(self._deadlines, (deadline, self._counter, ticket))
+        if len(self._submitted) >= _EAGER_BATCH:
+            self._flush_eagerly()
         self.kick()
         return ticket
 

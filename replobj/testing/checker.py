@@ -166,7 +166,7 @@ def _search(
     calls = [(op.name, op.input, op.output) for op in history]
     read_only = _read_only_flags(history, model)
     urgency = [
-        (0, op.return_time, op_id) if op.return_time is not None else (1, op.call_time, op_id)
+        (op.call_time if op.return_time is None else op.call_time + op.return_time, op_id)
         for op_id, op in enumerate(history)
     ]
     state = model.init()
