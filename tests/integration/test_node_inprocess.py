@@ -254,3 +254,21 @@ async def test_attaching_after_start_is_refused_and_the_node_keeps_serving() -> 
             replobj.Node("x", listen=address).attach("plain", object())
         assert await proxy.add("ok") == 1
         assert node.status().voters == ("solo",)
+
+
+async def test_on_restart_the_stored_membership_wins_over_peers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with anyio.create_task_group() as tasks:
+        cluster = Cluster(tasks, tmp_path, 3)
+        for node_id in cluster.addresses:
+            await cluster.start(node_id)
+        await cluster.leader()
+        await cluster.proxies["n0"].add("kept")
+        await cluster.stop("n2")
+        cluster.addresses["extra"] = "127.0.0.1:1"
+        node = await cluster.start("n2")
+        assert "using the stored one" in caplog.text
+        assert node.status().voters == ("n0", "n1", "n2")
+        assert await cluster.proxies["n2"].snapshot_values() == ["kept"]
+        await cluster.close()
