@@ -517,13 +517,17 @@ class RaftNode:
 
     # ------------------------------------------------------------------ replication (§5.3)
 
-    def _on_append(self, m: AppendEntries) -> None:
+    def _heard_from_leader(self, m: AppendEntries | InstallSnapshot) -> bool:
+        """Follow ``m.sender`` (same term) and note it is alive; False while installing."""
         if self.role is not Role.FOLLOWER or self.leader != m.sender:
             self._become_follower(m.term, m.sender)
         self._leader_alive = True
         self._leader_seq = max(self._leader_seq, m.seq)
         self._reset_timer()
-        if self._installing is not None:
+        return self._installing is None
+
+    def _on_append(self, m: AppendEntries) -> None:
+        if not self._heard_from_leader(m):
             return
         prev_index, prev_term, entries = m.prev_index, m.prev_term, m.entries
         floor = max(self.commit_index, self._log.snapshot.last_index)
@@ -783,12 +787,7 @@ class RaftNode:
         )
 
     def _on_install_snapshot(self, m: InstallSnapshot) -> None:
-        if self.role is not Role.FOLLOWER or self.leader != m.sender:
-            self._become_follower(m.term, m.sender)
-        self._leader_alive = True
-        self._leader_seq = max(self._leader_seq, m.seq)
-        self._reset_timer()
-        if self._installing is not None:
+        if not self._heard_from_leader(m):
             return
         meta = m.meta
         if meta.last_index <= self.commit_index:

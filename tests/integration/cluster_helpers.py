@@ -82,6 +82,12 @@ class Cluster:
         self.nodes[node_id] = node
         return node
 
+    async def start_all(self) -> str:
+        """Start every node of the address book; return the elected leader."""
+        for node_id in self.addresses:
+            await self.start(node_id)
+        return await self.leader()
+
     async def stop(self, node_id: str) -> None:
         """Stop ``node_id`` gracefully (a leader hands over first)."""
         await self.nodes.pop(node_id).aclose()

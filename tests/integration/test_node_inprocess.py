@@ -18,9 +18,7 @@ pytestmark = pytest.mark.anyio
 async def test_commands_and_reads_from_every_member(tmp_path: Path) -> None:
     async with anyio.create_task_group() as tasks:
         cluster = Cluster(tasks, tmp_path, 3)
-        for node_id in cluster.addresses:
-            await cluster.start(node_id)
-        await cluster.leader()
+        await cluster.start_all()
         counts = [await cluster.proxies[f"n{i % 3}"].add(f"v{i}") for i in range(9)]
         assert counts == list(range(1, 10))
         expected = [f"v{i}" for i in range(9)]
@@ -34,9 +32,7 @@ async def test_commands_and_reads_from_every_member(tmp_path: Path) -> None:
 async def test_exceptions_raise_identically_and_the_node_keeps_serving(tmp_path: Path) -> None:
     async with anyio.create_task_group() as tasks:
         cluster = Cluster(tasks, tmp_path, 3)
-        for node_id in cluster.addresses:
-            await cluster.start(node_id)
-        await cluster.leader()
+        await cluster.start_all()
         proxy = cluster.proxies["n1"]
         with pytest.raises(ValueError, match="boom"):
             await proxy.fail("boom")
@@ -55,9 +51,7 @@ async def test_exceptions_raise_identically_and_the_node_keeps_serving(tmp_path:
 async def test_commands_get_a_leader_timestamp(tmp_path: Path) -> None:
     async with anyio.create_task_group() as tasks:
         cluster = Cluster(tasks, tmp_path, 3)
-        for node_id in cluster.addresses:
-            await cluster.start(node_id)
-        await cluster.leader()
+        await cluster.start_all()
         first = await cluster.proxies["n0"].stamp()
         second = await cluster.proxies["n2"].stamp()
         assert 0 < first <= second
@@ -67,9 +61,7 @@ async def test_commands_get_a_leader_timestamp(tmp_path: Path) -> None:
 async def test_leader_stop_elects_a_new_leader_and_keeps_every_write(tmp_path: Path) -> None:
     async with anyio.create_task_group() as tasks:
         cluster = Cluster(tasks, tmp_path, 3)
-        for node_id in cluster.addresses:
-            await cluster.start(node_id)
-        old = await cluster.leader()
+        old = await cluster.start_all()
         follower = next(n for n in cluster.nodes if n != old)
         for i in range(5):
             await cluster.proxies[follower].add(f"before{i}")
@@ -88,9 +80,7 @@ async def test_leader_stop_elects_a_new_leader_and_keeps_every_write(tmp_path: P
 async def test_a_restarted_node_catches_up_from_its_data_dir(tmp_path: Path) -> None:
     async with anyio.create_task_group() as tasks:
         cluster = Cluster(tasks, tmp_path, 3)
-        for node_id in cluster.addresses:
-            await cluster.start(node_id)
-        leader = await cluster.leader()
+        leader = await cluster.start_all()
         lagging = next(n for n in cluster.nodes if n != leader)
         await cluster.proxies[leader].add("one")
         await cluster.nodes[lagging].read_barrier()
@@ -150,9 +140,7 @@ async def test_members_join_and_leave_while_serving(tmp_path: Path) -> None:
 async def test_without_quorum_calls_time_out_then_recover(tmp_path: Path) -> None:
     async with anyio.create_task_group() as tasks:
         cluster = Cluster(tasks, tmp_path, 3)
-        for node_id in cluster.addresses:
-            await cluster.start(node_id)
-        await cluster.leader()
+        await cluster.start_all()
         await cluster.proxies["n0"].add("ok")
         await cluster.stop("n1")
         await cluster.stop("n2")
@@ -225,9 +213,7 @@ async def test_a_different_class_under_the_same_name_is_detected(
 async def test_a_removed_follower_learns_it_and_refuses_calls(tmp_path: Path) -> None:
     async with anyio.create_task_group() as tasks:
         cluster = Cluster(tasks, tmp_path, 3)
-        for node_id in cluster.addresses:
-            await cluster.start(node_id)
-        leader = await cluster.leader()
+        leader = await cluster.start_all()
         gone = next(n for n in cluster.nodes if n != leader)
         await cluster.proxies[leader].add("before")
         await cluster.nodes[leader].remove_member(gone)
@@ -261,9 +247,7 @@ async def test_on_restart_the_stored_membership_wins_over_peers(
 ) -> None:
     async with anyio.create_task_group() as tasks:
         cluster = Cluster(tasks, tmp_path, 3)
-        for node_id in cluster.addresses:
-            await cluster.start(node_id)
-        await cluster.leader()
+        await cluster.start_all()
         await cluster.proxies["n0"].add("kept")
         await cluster.stop("n2")
         cluster.addresses["extra"] = "127.0.0.1:1"
