@@ -431,7 +431,8 @@ class Node:
             while (now := time.monotonic()) < deadline:
                 ticket = self.runtime.submit(payload, min(deadline, now + attempt))
                 await ticket.wait()
-                reached_log = reached_log or ticket.proposal is not None
+                # Unknown once a leader may have appended it: sent and not explicitly refused.
+                reached_log = reached_log or (ticket.sent and not ticket.refused)
                 if ticket.applied and isinstance(ticket.result, ApplyOutcome):
                     return ticket.result
                 if isinstance(ticket.error, errors.RaftRefusedError):
@@ -442,9 +443,9 @@ class Node:
         raise errors.CallTimeoutError(
             f"the call did not complete within {limit:.1f}s "
             + (
-                "(it reached the log: it may still apply)"
+                "(a leader may have appended it: it may still apply, at most once)"
                 if reached_log
-                else "(no leader accepted it: it did not apply)"
+                else "(no leader appended it: it did not and will not apply)"
             ),
             outcome_known=not reached_log,
         )

@@ -115,11 +115,25 @@ class CallTicket:
     (``error``).
     """
 
-    __slots__ = ("_done", "applied", "deadline", "error", "payload", "proposal", "result")
+    __slots__ = (
+        "_done",
+        "applied",
+        "deadline",
+        "error",
+        "payload",
+        "proposal",
+        "refused",
+        "result",
+        "sent",
+    )
 
     def __init__(self, payload: bytes, deadline: float) -> None:
         self.payload = payload
         self.deadline = deadline
+        self.sent = False
+        """Handed to the Raft core for a leader (it may have been appended from then on)."""
+        self.refused = False
+        """A leader (or this node) refused it: it was certainly not appended."""
         self.proposal: ProposalId | None = None
         self.applied = False
         self.result: object = None
@@ -376,6 +390,7 @@ class RaftRuntime:
         elif isinstance(action, act.ProposalFailed):
             error = errors.error_for_refusal(Refusal(action.reason, action.message))
             for ticket in self._forwards.pop(action.request_id, ()):
+                ticket.refused = True
                 ticket.fail(error)
         elif isinstance(action, act.SendSnapshotChunk):
             self._send_snapshot_chunk(action)
@@ -510,7 +525,11 @@ class RaftRuntime:
             del self._forwards[request_id]
             error = errors.error_for_refusal(refusal)
             for ticket in tickets:
+                ticket.refused = True
                 ticket.fail(error)
+            return
+        for ticket in tickets:
+            ticket.sent = True
 
     def _register(self, ticket: CallTicket, proposal: ProposalId) -> None:
         ticket.proposal = proposal

@@ -16,7 +16,7 @@ follows the :class:`Model` protocol works too. See ``docs/linearizability.md``.
 
 from __future__ import annotations
 
-from .checker import DEFAULT_BUDGET, ModelError, check_history
+from .checker import DEFAULT_BUDGET, DEFAULT_MEMORY_BUDGET, ModelError, check_history
 from .history import (
     UNKNOWN,
     CallToken,
@@ -33,6 +33,7 @@ from .verdict import Candidate, Counterexample, Outcome, Verdict
 
 __all__ = [
     "DEFAULT_BUDGET",
+    "DEFAULT_MEMORY_BUDGET",
     "UNKNOWN",
     "CallToken",
     "Candidate",

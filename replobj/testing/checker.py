@@ -1,13 +1,14 @@
 """The linearizability checker: Wing & Gong's search with Lowe's memoisation, per partition.
 
 Each sub-history becomes a doubly linked list of call and return events in real-time order (a
-call and a return at the same instant count as concurrent). The search walks the list from its
-head: at a call event it tries to linearize that operation next (the model must accept it in
-the current state); it then unlinks the call and its return and starts again from the head.
-Reaching a return event means the operation it belongs to is still not linearized although
-every later call must follow it, so the search backtracks: it relinks the last linearized
-operation and tries the next candidate. Lowe's improvement caches every (set of linearized
-operations, model state) pair already reached, so no configuration is explored twice.
+call and a return at the same instant count as concurrent). The candidates to linearize next
+are the calls that precede the first return event still in the list. The search linearizes one
+(the model must accept it in the current state), unlinks its call and return events, and looks
+at the new head of the list; when no candidate fits, the operation of that first return event
+can no longer be placed before the calls that follow it, so the search backtracks: it relinks
+the last linearized operation and tries the next candidate at that position. Lowe's
+improvement caches every (set of linearized operations, model state) pair already reached, so
+no configuration is explored twice.
 
 An operation with an unknown outcome has a call event and no return event: it may be
 linearized anywhere after its call, and the search succeeds as soon as every operation with a
@@ -16,6 +17,7 @@ known outcome is linearized, leaving the rest out (they never took effect).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -25,12 +27,17 @@ from .history import Operation
 from .model import Model, PartitionedModel
 from .verdict import Candidate, Counterexample, Outcome, Verdict
 
-__all__ = ["DEFAULT_BUDGET", "ModelError", "check_history"]
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_MEMORY_BUDGET", "ModelError", "check_history"]
 
 DEFAULT_BUDGET = 60.0
 """Seconds :func:`check_history` may search before answering :attr:`Outcome.UNKNOWN`."""
 
-_BUDGET_CHECK_INTERVAL = 2048
+DEFAULT_MEMORY_BUDGET = 1 << 30
+"""Bytes of explored configurations one sub-history may keep before it is left undecided."""
+
+_CONFIGURATION_OVERHEAD = 120
+
+_BUDGET_CHECK_INTERVAL = 256
 _PREFIX_SHOWN = 12
 
 _HEAD = 0
@@ -41,6 +48,10 @@ class ModelError(ReplObjError, TypeError):
 
 
 class _BudgetExceeded(Exception):
+    pass
+
+
+class _MemoryBudgetExceeded(Exception):
     pass
 
 
@@ -59,6 +70,7 @@ def check_history(
     model: Model[Any],
     *,
     budget: float | None = DEFAULT_BUDGET,
+    memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
     partition: bool = True,
     clock: Callable[[], float] = time.monotonic,
 ) -> Verdict:
@@ -72,6 +84,9 @@ def check_history(
         is checked one sub-history at a time unless ``partition`` is false.
     :param budget: seconds to search in total before giving up with
         :attr:`~replobj.testing.Outcome.UNKNOWN`; ``None`` searches until decided.
+    :param memory_budget: bytes (estimated) of explored configurations one sub-history may
+        keep before it is left undecided: every configuration is remembered, at a cost of
+        about one bit per operation of the sub-history plus the state; ``None`` for no limit.
     :param partition: whether to use the model's ``partition`` method, if it has one.
     :param clock: the clock that measures the budget (seconds).
     :raises ModelError: if the model's states are not hashable.
@@ -89,9 +104,12 @@ def check_history(
     by_size = sorted(range(len(parts)), key=lambda index: len(parts[index]))
     for position, index in enumerate(by_size):
         try:
-            stuck = _search(parts[index], model, deadline, clock)
+            stuck = _search(parts[index], model, deadline, clock, memory_budget)
+        except _MemoryBudgetExceeded:
+            undecided += 1
+            continue
         except _BudgetExceeded:
-            undecided = len(parts) - position
+            undecided += len(parts) - position
             break
         if stuck is not None:
             counterexamples.append(_explain(index, parts[index], stuck, model, origin))
@@ -151,28 +169,32 @@ def _search(
     model: Model[Any],
     deadline: float | None,
     clock: Callable[[], float],
+    memory_budget: int | None,
 ) -> _Stuck | None:
     """Search one sub-history; ``None`` if it is linearizable, else where the search stuck.
 
     At each position a first pass takes any candidate the model declares read-only and
     accepts: such a call can always be moved to the current position of a solution, so no
     alternative to it is ever tried. Otherwise the other candidates are tried earliest return
-    first (unknown outcomes last), the order in which they most likely took effect.
+    first (an unknown outcome counts as returning when it was called): the call that must take
+    effect soonest is the likeliest to come next, and trying it first cuts backtracking.
     """
     events = _EventList(history)
     next_node, prev_node, node_op = events.next_node, events.prev_node, events.node_op
     is_call, match = events.is_call, events.match
     step = model.step
+    sizeof = sys.getsizeof
     calls = [(op.name, op.input, op.output) for op in history]
     read_only = _read_only_flags(history, model)
     urgency = [
-        (op.call_time if op.return_time is None else op.call_time + op.return_time, op_id)
+        (op.call_time if op.return_time is None else op.return_time, op_id)
         for op_id, op in enumerate(history)
     ]
     state = model.init()
     linearized = 0
     remaining_returns = events.returns
     explored: set[tuple[int, Any]] = set()
+    memory_used = 0
     # (linearized call node, state before it, alternatives left to try at that position)
     stack: list[tuple[int, Any, list[int]]] = []
     deepest: tuple[list[int], Any] = ([], state)
@@ -222,6 +244,12 @@ def _search(
             if not fresh:
                 continue
             explored.add(configuration)
+            if memory_budget is not None:
+                memory_used += (
+                    _CONFIGURATION_OVERHEAD + sizeof(configuration[0]) + sizeof(new_state)
+                )
+                if memory_used > memory_budget:
+                    raise _MemoryBudgetExceeded
             stack.append((entry, state, [] if read_only[op_id] else alternatives))
             linearized, state = configuration
             before, after = prev_node[entry], next_node[entry]

@@ -6,7 +6,7 @@ record histories in that shape (or write your own model, see :class:`~replobj.te
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence, Sized
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 from .history import UNKNOWN, HistoryError, Operation
@@ -112,25 +112,45 @@ class SetModel:
 
     - ``add``: input the element; output ignored.
     - ``read``: input ``None``; output every element (any iterable; order is ignored).
+
+    The state is an int with one bit per element (in order of first appearance), which keeps
+    the checker's memory small: a frozenset per explored configuration would cost the whole
+    set each time. Use one instance per check; it remembers the elements it has seen.
     """
 
-    def init(self) -> frozenset[Hashable]:
-        """The empty set."""
-        return frozenset()
+    def __init__(self) -> None:
+        self._bit_of: dict[Hashable, int] = {}
+        self._elements: list[Hashable] = []
+        self._read_masks: dict[int, tuple[object, int]] = {}
 
-    def step(
-        self, state: frozenset[Hashable], name: str, input: Any, output: Any
-    ) -> tuple[bool, frozenset[Hashable]]:
+    def init(self) -> int:
+        """The empty set."""
+        return 0
+
+    def step(self, state: int, name: str, input: Any, output: Any) -> tuple[bool, int]:
         """Apply one set call (see the class docstring)."""
         if name == "add":
-            return True, state | {input}
+            return True, state | self._bit(input)
         if name == "read":
-            if output is UNKNOWN:
-                return True, state
-            if isinstance(output, Sized) and len(output) < len(state):
-                return False, state
-            return frozenset(output) == state, state
+            return output is UNKNOWN or self._mask(output) == state, state
         raise _unsupported(self, name)
+
+    def _bit(self, element: Hashable) -> int:
+        bit = self._bit_of.get(element)
+        if bit is None:
+            bit = self._bit_of[element] = 1 << len(self._elements)
+            self._elements.append(element)
+        return bit
+
+    def _mask(self, elements: Iterable[Hashable]) -> int:
+        cached = self._read_masks.get(id(elements))
+        if cached is not None and cached[0] is elements:
+            return cached[1]
+        mask = 0
+        for element in elements:
+            mask |= self._bit(element)
+        self._read_masks[id(elements)] = (elements, mask)
+        return mask
 
     def is_read_only(self, name: str, input: Any, output: Any) -> bool:
         """Reads never change the set."""
@@ -144,7 +164,8 @@ class SetModel:
 
     def describe_state(self, state: Any) -> str:
         """Render the set's elements."""
-        return f"set {_render_elements(state)}"
+        present = [e for index, e in enumerate(self._elements) if state >> index & 1]
+        return f"set {_render_elements(present)}"
 
 
 def _render_elements(elements: Iterable[Any]) -> str:

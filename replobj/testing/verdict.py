@@ -18,7 +18,7 @@ class Outcome(enum.Enum):
     NOT_LINEARIZABLE = "not linearizable"
     """No such order exists: at least one :class:`Counterexample` says where the search stuck."""
     UNKNOWN = "unknown"
-    """The time budget ran out before some sub-history was decided; nothing is proven."""
+    """The time or memory budget ran out before some sub-history was decided."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ class Verdict:
     :param operations: operations checked (completed and unknown-outcome ones).
     :param unknown_outcome: how many of them had an unknown outcome.
     :param partitions: how many independent sub-histories the model split the history into.
-    :param undecided: sub-histories left undecided when the time budget ran out.
+    :param undecided: sub-histories left undecided when the time or memory budget ran out.
     :param elapsed: seconds spent checking.
     :param counterexamples: one per non-linearizable sub-history (empty when :attr:`ok`).
     """
@@ -97,7 +97,7 @@ class Verdict:
             f"checked in {self.elapsed:.3f} s"
         )
         if self.undecided:
-            head += f"; {self.undecided} sub-histories undecided when the time budget ran out"
+            head += f"; {self.undecided} undecided when the time or memory budget ran out"
         return "\n\n".join([head, *(example.explanation for example in self.counterexamples)])
 
     def __str__(self) -> str:

@@ -11,6 +11,7 @@ from cluster_helpers import Cluster
 
 import replobj
 from replobj import errors
+from replobj.raft.messages import ProposeReply
 
 pytestmark = pytest.mark.anyio
 
@@ -255,4 +256,36 @@ async def test_on_restart_the_stored_membership_wins_over_peers(
         assert "using the stored one" in caplog.text
         assert node.status().voters == ("n0", "n1", "n2")
         assert await cluster.proxies["n2"].snapshot_values() == ["kept"]
+        await cluster.close()
+
+
+async def test_a_timeout_says_did_not_apply_only_when_it_did_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with anyio.create_task_group() as tasks:
+        cluster = Cluster(tasks, tmp_path, 3)
+        leader = await cluster.start_all()
+        follower = next(n for n in cluster.nodes if n != leader)
+        transport = cluster.nodes[leader].runtime.transport
+        send = transport.send
+
+        def drop_propose_replies(to: str, message: object) -> None:
+            if not isinstance(message, ProposeReply):
+                send(to, message)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(transport, "send", drop_propose_replies)
+        # The leader appends the forwarded call but its answer is lost: unknown outcome.
+        with pytest.raises(errors.CallTimeoutError) as info:
+            await cluster.proxies[follower].add.call(("lost-reply",), {}, timeout=1.0)
+        assert info.value.outcome_known is False
+        monkeypatch.setattr(transport, "send", send)
+        values = await cluster.proxies[leader].snapshot_values()
+        assert values.count("lost-reply") == 1  # it did apply, once
+        # With no leader at all, nothing can have been appended: the outcome is known.
+        for node_id in [n for n in cluster.nodes if n != follower]:
+            await cluster.stop(node_id)
+        await cluster.wait_until(lambda: cluster.nodes[follower].status().leader is None)
+        with pytest.raises(errors.CallTimeoutError) as info:
+            await cluster.proxies[follower].add.call(("no-leader",), {}, timeout=2.0)
+        assert info.value.outcome_known is True
         await cluster.close()

@@ -1,0 +1,1 @@
+"""Tests of the linearizability checker in ``replobj.testing``."""
