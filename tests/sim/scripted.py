@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from replobj.raft import ProposalId, RaftOptions, Role
 from replobj.raft import messages as msg
@@ -12,9 +13,10 @@ from replobj.sim.simnode import SimNode
 LINKS = NetworkFaults(min_latency=1, max_latency=4)
 
 
-def run_until(cluster: SimCluster, condition: object, what: str, timeouts: int = 30) -> None:
+def run_until(
+    cluster: SimCluster, condition: Callable[[], bool], what: str, timeouts: int = 30
+) -> None:
     """Run until ``condition()`` holds, failing with the cluster's status if it does not."""
-    assert callable(condition)
     deadline = cluster.now + timeouts * cluster.params.election_ticks
     if not cluster.run_until_true(condition, deadline, 5):
         raise AssertionError(
@@ -61,8 +63,8 @@ def figure8(seed: int = 8) -> tuple[SimCluster, bytes]:
     cluster.crash(s1.id)
     cluster.network.restore(cut)
 
-    isolated = cluster.isolate(s2.id)
-    spokes = only_links_through(cluster, s5.id, [s3.id, s4.id])
+    cluster.isolate(s2.id)
+    only_links_through(cluster, s5.id, [s3.id, s4.id])
     cluster.intercept = lambda src, _dst, m: (
         None if src == s5.id and isinstance(m, msg.AppendEntries) else m
     )
@@ -98,7 +100,6 @@ def figure8(seed: int = 8) -> tuple[SimCluster, bytes]:
     run_until(cluster, lambda: s5.raft.role is Role.LEADER, "S5 leading again")
     cluster.heal()
     cluster.run_until(cluster.now + 2 * cluster.params.election_ticks)
-    del isolated
     return cluster, payload
 
 

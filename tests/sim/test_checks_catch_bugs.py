@@ -1,16 +1,20 @@
 """Break a rule of the core on purpose and show that the simulator's checks catch it.
 
-Patches are applied in this process only, so the seeds run here in-process; each test
-stops at the first failing seed and prints it.
+Patches apply to this process only, so seeds run in-process. Random-seed tests stop at
+the first failing seed and print it; the scripted schedules (tests/sim/scripted.py)
+force one interleaving, first passing on the real core, then failing on the broken one.
+Two patches replace private methods of ``RaftNode`` (``_maybe_commit``,
+``_follower_ack``): rename them here if the core's internals change.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import pytest
 
-from replobj.raft import ClusterConfig, LogIndex, NodeId, RaftNode, Role
+from replobj.raft import ClusterConfig, Entry, LogIndex, NodeId, RaftNode, Role
 from replobj.raft import messages as msg
 from replobj.raft import node as core_node
 from replobj.raft.log import RaftLog
@@ -120,3 +124,16 @@ def test_acknowledging_before_fsync_loses_a_committed_write(
     monkeypatch.setattr(RaftNode, "_follower_ack", lambda self: self._verified_index)
     with pytest.raises(SimulationFailure, match="Leader Completeness"):
         acknowledged_write_survives_crash()
+
+
+def test_keeping_a_truncated_configuration_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = RaftLog.append
+
+    def append_without_reverting(self: RaftLog, entries: Sequence[Entry]) -> None:
+        before = list(self._configs)
+        original(self, entries)
+        self._configs = before + [c for c in self._configs if c not in before]
+
+    monkeypatch.setattr(RaftLog, "append", append_without_reverting)
+    message = first_failure(range(60))
+    assert "Configuration in effect" in message

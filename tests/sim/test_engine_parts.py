@@ -6,10 +6,12 @@ import random
 
 import pytest
 
-from replobj.raft import Entry, HardState, RestoredState, SnapshotMeta
+from replobj.raft import Entry, HardState, RaftOptions, RestoredState, SnapshotMeta
+from replobj.sim.checks import SafetyChecker, SafetyViolation
 from replobj.sim.demo import run_demo
 from replobj.sim.machine import HashChainMachine, SnapshotFormatError
 from replobj.sim.network import Network, NetworkFaults, split_links
+from replobj.sim.simnode import SimNode
 from replobj.sim.storage import SimStorage, StorageContractError
 
 
@@ -78,3 +80,15 @@ def test_demo_tells_the_story_and_succeeds() -> None:
     assert text.startswith("SIMULATION")
     assert "partition healed" in text
     assert "no violation" in text
+
+
+def test_pairwise_log_matching_check_fails_on_a_diverging_prefix() -> None:
+    a = SimNode("a", RestoredState.bootstrap({"a", "b"}), RaftOptions())
+    b = SimNode("b", RestoredState.bootstrap({"a", "b"}), RaftOptions())
+    a.storage.append((Entry(1, 1), Entry(1, 2, payload=b"x"), Entry(2, 3)))
+    b.storage.append((Entry(1, 1), Entry(1, 2, payload=b"y"), Entry(2, 3)))
+    checker = SafetyChecker()
+    with pytest.raises(SafetyViolation, match="Log Matching"):
+        checker.check_logs_match([a, b])
+    b.storage.append((Entry(1, 2, payload=b"x"), Entry(2, 3)))
+    checker.check_logs_match([a, b])

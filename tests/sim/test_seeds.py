@@ -44,3 +44,13 @@ def test_cli_replays_one_seed_with_a_trace() -> None:
     lines = completed.stdout.splitlines()
     assert lines[-1].startswith("seed 3 passed")
     assert any(" recv " in line for line in lines)
+
+
+def test_a_seed_replays_identically() -> None:
+    first, second = run_seed(21), run_seed(21)
+    assert (first.events, first.leaders, first.committed, first.reads_ready) == (
+        second.events,
+        second.leaders,
+        second.committed,
+        second.reads_ready,
+    )
