@@ -514,7 +514,8 @@ class RaftRuntime:
                     ticket.fail(TimeoutError("no outcome before the deadline"))
 
     def _flush_submissions(self) -> None:
-        tickets, self._submitted = self._submitted, []
+        tickets = [t for t in self._submitted if not t.done]  # an expired ticket stays unsent
+        self._submitted = []
         if not tickets:
             return
         self._next_request += 1

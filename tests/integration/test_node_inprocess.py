@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import anyio
@@ -289,3 +290,20 @@ async def test_a_timeout_says_did_not_apply_only_when_it_did_not(
             await cluster.proxies[follower].add.call(("no-leader",), {}, timeout=2.0)
         assert info.value.outcome_known is True
         await cluster.close()
+
+
+async def test_a_call_that_expired_before_it_was_sent_is_never_sent() -> None:
+    from cluster_helpers import Register, free_port
+
+    node = replobj.Node(
+        "solo", listen=f"127.0.0.1:{free_port()}", election_timeout=0.3, heartbeat_interval=0.05
+    )
+    proxy = node.attach("reg", Register())
+    async with node:
+        await node.wait_for_leader(10)
+        cmd, payload = node.new_command("reg", "cluster_helpers.Register", "add", ("ghost",), {})
+        ticket = node.runtime.submit(payload, time.monotonic() + 10)
+        ticket.fail(TimeoutError("expired"))  # what the expiry sweep does at the deadline
+        node.finish_command(cmd.seq)
+        assert await proxy.add("after") == 1
+        assert await proxy.snapshot_values() == ["after"]
