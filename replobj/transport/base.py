@@ -26,6 +26,7 @@ __all__ = [
     "Address",
     "Counters",
     "Inbox",
+    "StartAndClose",
     "TaskedTransport",
     "Transport",
     "TransportStats",
@@ -218,7 +219,31 @@ def require_secret_or_loopback(secret: bytes | None, addresses: list[Address]) -
         )
 
 
-class TaskedTransport:
+class StartAndClose:
+    """``async with`` for anything with ``start()`` and ``aclose()`` (every transport)."""
+
+    async def start(self) -> None:
+        """Start; implemented by subclasses."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Stop and release everything; implemented by subclasses."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class TaskedTransport(StartAndClose):
     """Plumbing shared by the socket transports: counters, inbox, task group, context manager.
 
     Subclasses bind their sockets in ``start`` then call :meth:`_open_tasks`, and call
@@ -251,26 +276,6 @@ class TaskedTransport:
     def stats(self) -> TransportStats:
         """A snapshot of the counters."""
         return self._counters.snapshot()
-
-    async def start(self) -> None:
-        """Bind and start; implemented by subclasses."""
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        """Stop and release everything; implemented by subclasses."""
-        raise NotImplementedError
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def receive(self) -> Message:
         """Wait for the next message from any peer.

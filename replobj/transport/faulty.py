@@ -11,8 +11,6 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import anyio
 from anyio.abc import TaskGroup
@@ -20,7 +18,7 @@ from anyio.abc import TaskGroup
 from replobj.raft.messages import Message
 from replobj.raft.types import NodeId
 
-from .base import Address, Transport, TransportStats
+from .base import Address, StartAndClose, Transport, TransportStats
 
 __all__ = ["FaultStats", "FaultyTransport"]
 
@@ -36,7 +34,7 @@ class FaultStats:
     blocked_incoming: int = 0
 
 
-class FaultyTransport:
+class FaultyTransport(StartAndClose):
     """Wraps ``inner`` and injects faults; satisfies :class:`~replobj.transport.base.Transport`.
 
     :param inner: the real transport (TCP, UDP, or an in-memory one).
@@ -108,18 +106,6 @@ class FaultyTransport:
         await self.inner.start()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Discard delayed messages and close the wrapped transport."""

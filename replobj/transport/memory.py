@@ -9,14 +9,12 @@ to add loss, delay and partitions.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Self
 
 from replobj.errors import TransportError
 from replobj.raft.messages import Message
 from replobj.raft.types import NodeId
 
-from .base import Address, Counters, Inbox, TransportStats, started
+from .base import Address, Counters, Inbox, StartAndClose, TransportStats, started
 from .codec import DEFAULT_MAX_FRAME_BYTES, decode_frame, encode_frame
 
 __all__ = ["MemoryNetwork", "MemoryTransport"]
@@ -45,7 +43,7 @@ class MemoryNetwork:
         return inbox.put_nowait(message)
 
 
-class MemoryTransport:
+class MemoryTransport(StartAndClose):
     """One node's endpoint on a :class:`MemoryNetwork`; peers are addressed by id only."""
 
     def __init__(self, network: MemoryNetwork, node_id: NodeId, inbox_limit: int) -> None:
@@ -79,18 +77,6 @@ class MemoryTransport:
             raise TransportError(f"node {self._node_id!r} is already on this memory network")
         self._inbox = Inbox(self._inbox_limit)
         self._network._inboxes[self._node_id] = self._inbox
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Leave the network; pending messages are discarded."""

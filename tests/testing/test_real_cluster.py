@@ -100,9 +100,8 @@ async def test_history_of_a_three_node_cluster_is_linearizable(tmp_path: Path) -
     async with anyio.create_task_group() as tasks:
         for node in nodes.values():
             await tasks.start(node.serve)
-        with anyio.fail_after(10):
-            while len({node.status().leader for node in nodes.values()} - {None}) != 1:  # noqa: ASYNC110
-                await anyio.sleep(0.02)
+        for node in nodes.values():
+            await node.wait_for_leader(10)
         started = time.monotonic()
         async with anyio.create_task_group() as clients:
             for client_id in range(6):
