@@ -12,7 +12,7 @@ import heapq
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -105,6 +105,9 @@ class Node:
     :param call_timeout: default seconds a call may take before
         :class:`~replobj.errors.CallTimeoutError`.
     :param seed: seed for timeouts' jitter (tests).
+    :param wrap_transport: called with the transport before it starts; what it returns is
+        used instead (tests wrap it in :class:`~replobj.transport.FaultyTransport` to cut or
+        slow this node's links at run time).
     """
 
     def __init__(
@@ -123,6 +126,7 @@ class Node:
         snapshot_entries: int = 20_000,
         call_timeout: float = 10.0,
         seed: int | None = None,
+        wrap_transport: Callable[[Transport], Transport] | None = None,
     ) -> None:
         self.id = node_id
         self.listen = listen
@@ -139,6 +143,7 @@ class Node:
         self._storage = storage
         self._options = RuntimeOptions(election_timeout, heartbeat_interval, snapshot_entries)
         self._seed = seed
+        self._wrap_transport = wrap_transport
         self.statemachine = StateMachine()
         self.directory = self.statemachine.attach(DIRECTORY_NAME, ClusterDirectory())
         self._registering = False
@@ -292,9 +297,12 @@ class Node:
     def _make_transport(self) -> Transport:
         listen = parse_address(self.listen)
         peers = {n: parse_address(a) for n, a in self._addresses().items() if n != self.id}
+        transport: Transport
         if self.transport_kind == "udp":
-            return UdpTransport(self.id, listen, peers, secret=self.secret)
-        return TcpTransport(self.id, listen, peers, secret=self.secret)
+            transport = UdpTransport(self.id, listen, peers, secret=self.secret)
+        else:
+            transport = TcpTransport(self.id, listen, peers, secret=self.secret)
+        return transport if self._wrap_transport is None else self._wrap_transport(transport)
 
     def _raft_options(self, max_message_bytes: int) -> RaftOptions:
         budget = max(1024, max_message_bytes - _MESSAGE_MARGIN)
@@ -379,6 +387,11 @@ class Node:
                 f"node {self.id!r} is not running; use `async with node:` or await node.start()"
             )
         return self._runtime
+
+    @property
+    def transport(self) -> Transport | None:
+        """The running transport (as returned by ``wrap_transport``), ``None`` when stopped."""
+        return self._transport
 
     def new_command(
         self, name: str, class_name: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -41,6 +41,7 @@ class ProcessCluster:
     :param secret: the cluster secret (passed through the environment).
     :param log_level: the members' logging level (their logs go to ``<id>.log``).
     :param start_timeout: seconds a member may take to start serving.
+    :param member_args: more arguments for every member (e.g. ``["--net-faults", "7"]``).
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class ProcessCluster:
         secret: str | None = None,
         log_level: str = "INFO",
         start_timeout: float = 20.0,
+        member_args: Sequence[str] = (),
     ) -> None:
         self.workdir = workdir
         self.program = list(program)
@@ -65,6 +67,7 @@ class ProcessCluster:
             *("--backend", backend, "--log-level", log_level),
             *("--election-timeout", str(election_timeout), "--heartbeat", str(heartbeat)),
             *("--call-timeout", str(call_timeout)),
+            *member_args,
         ]
         self.members: dict[str, MemberProcess] = {}
         self.specs: dict[str, MemberSpec] = {}

@@ -14,7 +14,11 @@ A request is ``{"rid": N, "op": OP, ...}``; the answer ``{"rid": N, "ok": true,
 - ``read`` (``object``, ``method``, ``args``, ``timeout``): a linearizable query;
 - ``local`` (``object``, ``method``, ``args``): a query on this replica as it is;
 - ``status``; ``leader`` (``timeout``); ``add_member`` (``node``, ``address``);
-  ``remove_member`` (``node``); ``transfer`` (``to``); ``snapshot``; ``stop``.
+  ``remove_member`` (``node``); ``transfer`` (``to``); ``snapshot``; ``stop``;
+- ``net`` (``block_to``, ``block_from``: peer ids; ``drop``, ``duplicate``: rates;
+  ``delay``: ``[low, high]`` seconds): replace this member's network faults (only with
+  ``--net-faults SEED``, which wraps the transport in a
+  :class:`~replobj.transport.FaultyTransport`); ``{"op": "net"}`` heals everything.
 
 Once the node serves, the member prints ``{"event": "ready", "node": ID, "pid": PID}``.
 End of stdin (the parent went away) stops the member like ``stop``.
@@ -29,6 +33,7 @@ import logging
 import os
 import sys
 import threading
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
@@ -36,6 +41,7 @@ import anyio
 import anyio.from_thread
 
 from ..node import Node
+from ..transport import FaultyTransport, Transport
 
 __all__ = ["ObjectFactories", "parse_peers", "serve_member", "to_json"]
 
@@ -83,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--call-timeout", type=float, default=10.0)
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument(
+        "--net-faults",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="wrap the transport in a FaultyTransport seeded with SEED (the `net` operation)",
+    )
     return parser
 
 
@@ -108,6 +121,7 @@ def serve_member(objects: ObjectFactories, argv: list[str] | None = None) -> int
         election_timeout=args.election_timeout,
         heartbeat_interval=args.heartbeat,
         call_timeout=args.call_timeout,
+        wrap_transport=None if args.net_faults is None else _faulty(args.net_faults, args.id),
     )
     proxies = {name: node.attach(name, make()) for name, make in objects.items()}
     control = sys.stdout
@@ -117,6 +131,29 @@ def serve_member(objects: ObjectFactories, argv: list[str] | None = None) -> int
     finally:
         sys.stdout = control
     return 0
+
+
+def _faulty(seed: int, node_id: str) -> Callable[[Transport], Transport]:
+    def wrap(transport: Transport) -> Transport:
+        return FaultyTransport(transport, seed=zlib.crc32(f"{seed}:{node_id}".encode()))
+
+    return wrap
+
+
+def _set_net_faults(transport: Transport | None, request: dict[str, Any]) -> dict[str, int]:
+    """Replace the faults of this member's :class:`FaultyTransport` with the request's."""
+    if not isinstance(transport, FaultyTransport):
+        raise ValueError("network faults need the member started with --net-faults SEED")
+    transport.heal()
+    for peer in request.get("block_to", ()):
+        transport.partition(peer, outgoing=True, incoming=False)
+    for peer in request.get("block_from", ()):
+        transport.partition(peer, outgoing=False, incoming=True)
+    transport.drop_rate = float(request.get("drop", 0.0))
+    transport.duplicate_rate = float(request.get("duplicate", 0.0))
+    low, high = request.get("delay", (0.0, 0.0))
+    transport.delay = (float(low), float(high))
+    return dataclasses.asdict(transport.faults)
 
 
 class _Member:
@@ -190,6 +227,8 @@ class _Member:
             return await node.transfer_leadership(request.get("to"))
         if op == "snapshot":
             return await node.snapshot()
+        if op == "net":
+            return _set_net_faults(node.transport, request)
         if op == "stop":
             self.stopping.set()
             return None

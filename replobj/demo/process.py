@@ -219,6 +219,13 @@ class MemberProcess:
         result: dict[str, Any] = await self.request("status", timeout=5.0)
         return result
 
+    async def net(self, **faults: Any) -> dict[str, int]:
+        """Replace the member's network faults (the ``net`` operation: ``block_to``,
+        ``block_from``, ``drop``, ``duplicate``, ``delay``); no arguments heal it. Returns
+        the counters of faults injected so far."""
+        result: dict[str, int] = await self.request("net", timeout=5.0, **faults)
+        return result
+
     async def kill(self) -> None:
         """SIGKILL the member and wait until it is gone."""
         if self.process.returncode is None:

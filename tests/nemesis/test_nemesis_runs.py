@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from replobj.testing.nemesis import RunConfig, run_seed
 
 
 @pytest.mark.parametrize(("seed", "backend"), [(1, "asyncio"), (2, "trio"), (3, "asyncio")])
-def test_a_seeded_fault_schedule_keeps_every_guarantee(seed: int, backend: str) -> None:
+def test_a_seeded_fault_schedule_keeps_every_guarantee(
+    seed: int, backend: str, tmp_path: Path
+) -> None:
     config = RunConfig(seed, duration=8.0, backend=backend)
-    report = run_seed(config)
+    report = run_seed(config, report_dir=tmp_path)
     print(report.summary())
     print(
         f"replay: python -m replobj.testing.nemesis --first-seed {seed} --seeds 1 "
@@ -20,3 +24,5 @@ def test_a_seeded_fault_schedule_keeps_every_guarantee(seed: int, backend: str) 
     assert report.operations > 100
     assert report.appends_acknowledged > 20
     assert report.ok, report.summary() + "\n" + report.explanation
+    assert report.plot, "matplotlib is a test dependency: the latency plot must be drawn"
+    assert Path(report.plot).read_bytes().startswith(b"\x89PNG")

@@ -1,10 +1,11 @@
 """The nemesis: a seeded schedule of process faults against a :class:`ProcessCluster`.
 
 One fault at a time, each healed before the next: SIGKILL then restart from the data
-directory, SIGSTOP for longer than the election timeout then SIGCONT, removing a member
-(the leader included) and adding a fresh one, or a kill and a pause of two members at
-once. Whether a fault hits the leader or a follower, and the pauses between faults, come
-from the seed; the moment each lands is real time.
+directory, SIGSTOP for longer than the election timeout then SIGCONT, a network fault
+(partition, bridge, one-way link, loss, delay: see :mod:`.network`), replacing a member
+(the leader included) by a fresh one, or two of these at once. Whether a fault hits the
+leader or a follower, and the pauses between faults, come from the seed; the moment each
+lands is real time.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 
 from ...demo import MemberError, ProcessCluster
+from .network import NET_FAULT_KINDS, NetFault, plan_net_fault
 from .report import FaultEvent
 
 __all__ = ["Nemesis"]
@@ -33,6 +36,7 @@ class Nemesis:
     :param kinds: which fault kinds to draw from.
     :param election_timeout: the members' election timeout (pauses last longer).
     :param started: the ``time.monotonic()`` the fault times are relative to.
+    :param founders: how many members the cluster started with (fresh ones are numbered on).
     """
 
     cluster: ProcessCluster
@@ -40,6 +44,7 @@ class Nemesis:
     kinds: Sequence[str]
     election_timeout: float
     started: float
+    founders: int = 3
     events: list[FaultEvent] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     paused: set[str] = field(default_factory=set)
@@ -76,14 +81,79 @@ class Nemesis:
                 note = await self._kill_and_restart(target)
             elif kind == "pause":
                 note = await self._pause(target)
+            elif kind in NET_FAULT_KINDS:
+                note = await self._network(kind, target)
             elif kind == "membership":
                 target, note = await self._replace(target, leader)
             else:
-                target, note = await self._kill_and_pause(target, leader, followers)
+                target, note = await self._combined(target, leader, followers)
         except (TimeoutError, MemberError) as error:
             self.problems.append(f"{kind} fault at {self._now()} s: {error}")
             return
         self.events.append(FaultEvent(kind, target, role, start, self._now(), note))
+
+    async def _combined(
+        self, target: str, leader: str, followers: Sequence[str]
+    ) -> tuple[str, str]:
+        variant = self.rng.choice(["kill+pause", "partition+kill", "replace+loss"])
+        if variant == "kill+pause":
+            return await self._kill_and_pause(target, leader, followers)
+        if variant == "partition+kill":
+            return await self._partition_and_kill(target)
+        fault = plan_net_fault("loss", target, sorted(self.cluster.members), self.rng, 0.05)
+        await self._apply_net(fault)
+        try:
+            replaced, note = await self._replace(target, leader)
+        finally:
+            await self.heal_network()
+        return f"{replaced} over {fault.description}", note
+
+    async def _partition_and_kill(self, target: str) -> tuple[str, str]:
+        """Cut ``target`` off and kill a member on the other side: no side has a majority
+        until the killed member is back."""
+        fault = plan_net_fault("partition", target, sorted(self.cluster.members), self.rng, 0.05)
+        blocked = fault.block_to.get(target, frozenset())
+        victim = self.rng.choice(sorted(blocked)) if blocked else target
+        await self._apply_net(fault)
+        try:
+            note = await self._kill_and_restart(victim)
+            await self._hold()
+        finally:
+            await self.heal_network()
+        return f"{fault.description} + kill {victim}", note
+
+    async def _network(self, kind: str, target: str) -> str:
+        members = sorted(self.cluster.members)
+        fault = plan_net_fault(kind, target, members, self.rng, self.election_timeout / 8)
+        await self._apply_net(fault)
+        try:
+            await self._hold()
+        finally:
+            await self.heal_network()
+        return fault.description
+
+    async def _hold(self) -> None:
+        """Keep a fault on for several election timeouts."""
+        await anyio.sleep(self.election_timeout * self.rng.uniform(3.0, 8.0))
+
+    async def _apply_net(self, fault: NetFault) -> None:
+        async with anyio.create_task_group() as tasks:
+            for node, member in list(self.cluster.members.items()):
+                tasks.start_soon(self._net_request, node, member.net, fault.request_for(node))
+
+    async def _net_request(self, node: str, send: Any, request: dict[str, Any]) -> None:
+        if node in self.paused:
+            return
+        try:
+            await send(**request)
+        except MemberError as error:
+            self.problems.append(f"network fault not applied on {node}: {error}")
+
+    async def heal_network(self) -> None:
+        """Clear every running member's network faults."""
+        async with anyio.create_task_group() as tasks:
+            for node, member in list(self.cluster.members.items()):
+                tasks.start_soon(self._net_request, node, member.net, {})
 
     async def _kill_and_pause(
         self, victim: str, leader: str, followers: Sequence[str]
@@ -144,7 +214,7 @@ class Nemesis:
                 await anyio.sleep(0.3)
                 leader = (await self._roles())[0]
         self._fresh += 1
-        fresh = f"n{3 + self._fresh}"
+        fresh = f"n{self.founders + self._fresh}"
         for _attempt in range(3):
             try:
                 leader = (await self._roles())[0]

@@ -10,11 +10,23 @@ from typing import Any
 
 __all__ = ["FAULT_KINDS", "FaultEvent", "RunConfig", "RunReport", "format_table"]
 
-FAULT_KINDS = ("kill", "pause", "membership", "combined")
+FAULT_KINDS = (
+    "kill",
+    "pause",
+    "partition",
+    "bridge",
+    "one-way",
+    "loss",
+    "delay",
+    "membership",
+    "combined",
+)
 """Every fault the nemesis injects: ``kill`` (SIGKILL, then restart from the data directory),
-``pause`` (SIGSTOP for longer than the election timeout, then SIGCONT), ``membership``
-(remove the leader or a follower, then add a fresh member) and ``combined`` (kill one member
-and pause another at the same time, so the majority is lost for a while)."""
+``pause`` (SIGSTOP for longer than the election timeout, then SIGCONT), the network faults
+of :data:`~replobj.testing.nemesis.network.NET_FAULT_KINDS` (``partition``, ``bridge``,
+``one-way``, ``loss``, ``delay``), ``membership`` (replace a member: remove the leader or a
+follower, then add a fresh one) and ``combined`` (two at once: a kill and a pause, a
+partition and a kill on the majority side, or a replacement over lossy links)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +34,7 @@ class RunConfig:
     """One seeded run.
 
     :param seed: seeds the fault schedule and the clients' choices (timing stays real).
+    :param nodes: how many members the cluster starts with (3 or 5).
     :param duration: seconds of client load while faults run.
     :param backend: the anyio backend of the member processes.
     :param clients_per_member: concurrent clients sending through each member.
@@ -31,10 +44,11 @@ class RunConfig:
     :param faults: which of :data:`FAULT_KINDS` to inject.
     :param check_budget: seconds the linearizability checker may search.
     :param trust_outcome_known: treat a timeout whose ``outcome_known`` is true as proof
-        that the call did not apply (holds the library to that promise).
+        that the call did not apply (holds the library to that promise; the default).
     """
 
     seed: int
+    nodes: int = 3
     duration: float = 12.0
     backend: str = "asyncio"
     clients_per_member: int = 2
@@ -43,7 +57,7 @@ class RunConfig:
     op_timeout: float = 2.0
     faults: tuple[str, ...] = FAULT_KINDS
     check_budget: float = 30.0
-    trust_outcome_known: bool = False
+    trust_outcome_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +102,8 @@ class RunReport:
     :param explanation: the checker's explanation when the history was not linearizable.
     :param trust_outcome_known: whether timeouts with ``outcome_known=True`` counted as
         calls that did not apply.
+    :param nodes: how many members the cluster started with.
+    :param plot: the latency-over-time PNG, if matplotlib was there to draw it.
     """
 
     seed: int
@@ -106,6 +122,8 @@ class RunReport:
     workdir: str
     explanation: str = field(default="")
     trust_outcome_known: bool = False
+    nodes: int = 3
+    plot: str = ""
 
     @property
     def ok(self) -> bool:
@@ -113,17 +131,18 @@ class RunReport:
         return self.verdict == "linearizable" and not self.problems
 
     def fault_summary(self) -> str:
-        """``kill:2 pause:1 membership:1``."""
+        """``kill:2 pause:1 membership:1`` (kinds that did not occur are left out)."""
         counts = dict.fromkeys(FAULT_KINDS, 0)
         for fault in self.faults:
             counts[fault.kind] = counts.get(fault.kind, 0) + 1
-        return " ".join(f"{kind}:{count}" for kind, count in counts.items())
+        return " ".join(f"{kind}:{count}" for kind, count in counts.items() if count)
 
     def summary(self) -> str:
         """One line: seed, faults, operations, unknown outcomes, verdict, problems."""
         status = "OK" if self.ok else "FAIL"
         line = (
-            f"seed {self.seed} [{self.backend}] {status}: faults {self.fault_summary()}; "
+            f"seed {self.seed} [{self.backend}, {self.nodes} nodes] {status}: "
+            f"faults {self.fault_summary()}; "
             f"{self.operations} ops ({self.unknown_outcome} unknown, {self.failed} left out), "
             f"{self.appends_acknowledged} acked appends, {self.local_reads} local reads; "
             f"{self.verdict}; {self.elapsed:.1f} s"
@@ -146,12 +165,15 @@ class RunReport:
 
 def format_table(reports: Sequence[RunReport]) -> str:
     """A Markdown table: one row per run, then the totals."""
-    header = "| seed | backend | faults | operations | unknown | acked appends | verdict | checks |"
-    lines = [header, "|---" * 8 + "|"]
+    header = (
+        "| seed | nodes | backend | faults | operations | unknown | acked appends | verdict "
+        "| checks |"
+    )
+    lines = [header, "|---" * 9 + "|"]
     for report in reports:
         checks = "all held" if not report.problems else f"{len(report.problems)} failed"
         lines.append(
-            f"| {report.seed} | {report.backend} | {report.fault_summary()} | "
+            f"| {report.seed} | {report.nodes} | {report.backend} | {report.fault_summary()} | "
             f"{report.operations} | {report.unknown_outcome} | "
             f"{report.appends_acknowledged} | {report.verdict} | {checks} |"
         )
@@ -160,7 +182,7 @@ def format_table(reports: Sequence[RunReport]) -> str:
     unknown = sum(r.unknown_outcome for r in reports)
     passed = sum(r.ok for r in reports)
     lines.append(
-        f"| **{len(reports)} runs** | | {faults} faults | {operations} | {unknown} | "
+        f"| **{len(reports)} runs** | | | {faults} faults | {operations} | {unknown} | "
         f"{sum(r.appends_acknowledged for r in reports)} | {passed} passed | |"
     )
     return "\n".join(lines)

@@ -1,7 +1,8 @@
-"""One nemesis run: start three member processes, load them under faults, heal, check."""
+"""One nemesis run: start 3 or 5 member processes, load them under faults, heal, check."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -19,6 +20,7 @@ from ..checker import check_history
 from ..history import Operation
 from ..models import KeyValueModel
 from .faults import Nemesis
+from .plot import write_latency_plot
 from .report import RunConfig, RunReport
 from .workload import (
     Workload,
@@ -33,19 +35,26 @@ MEMBER_PROGRAM = (sys.executable, "-m", "replobj.demo", "member")
 """The command that runs one member with the demo's store attached."""
 
 
-async def arun(config: RunConfig, workdir: Path) -> RunReport:
-    """Run ``config`` with the members' data and logs under ``workdir``."""
+async def arun(
+    config: RunConfig, workdir: Path, program: Sequence[str] = MEMBER_PROGRAM
+) -> RunReport:
+    """Run ``config`` with the members' data and logs under ``workdir``.
+
+    :param program: the command that runs one member (a test passes a deliberately broken
+        one to show the checks catch it).
+    """
     started = time.monotonic()
     rng = random.Random(config.seed)
     cluster = ProcessCluster(
         workdir,
-        MEMBER_PROGRAM,
+        program,
         backend=config.backend,
         election_timeout=config.election_timeout,
         heartbeat=config.election_timeout / 8,
+        member_args=["--net-faults", str(config.seed)],
     )
     async with cluster:
-        await cluster.start(["n1", "n2", "n3"])
+        await cluster.start([f"n{number}" for number in range(1, config.nodes + 1)])
         await cluster.wait_for_leader(timeout=30.0)
         workload = Workload(
             cluster,
@@ -54,12 +63,14 @@ async def arun(config: RunConfig, workdir: Path) -> RunReport:
             config.op_timeout,
             config.trust_outcome_known,
         )
-        load_started = time.monotonic()
-        nemesis = Nemesis(cluster, rng, config.faults, config.election_timeout, load_started)
+        load_started, load_started_ns = time.monotonic(), time.monotonic_ns()
+        nemesis = Nemesis(
+            cluster, rng, config.faults, config.election_timeout, load_started, config.nodes
+        )
         stop = anyio.Event()
         try:
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(workload.run, 3 * config.clients_per_member, stop)
+                tasks.start_soon(workload.run, config.nodes * config.clients_per_member, stop)
                 await nemesis.run(until=load_started + config.duration)
                 stop.set()
         finally:
@@ -80,6 +91,10 @@ async def arun(config: RunConfig, workdir: Path) -> RunReport:
     verdict = check_history(checked, KeyValueModel(), budget=config.check_budget)
     if not verdict.ok:
         _write_history(workdir / "history.json", history, workload.puts_refused)
+    title = f"seed {config.seed}, {config.nodes} {config.backend} members"
+    plotted = write_latency_plot(
+        workdir / "latency.png", history, nemesis.events, load_started_ns, title
+    )
     return RunReport(
         seed=config.seed,
         backend=config.backend,
@@ -97,6 +112,8 @@ async def arun(config: RunConfig, workdir: Path) -> RunReport:
         workdir=str(workdir),
         explanation="" if verdict.ok else verdict.explain(),
         trust_outcome_known=config.trust_outcome_known,
+        nodes=config.nodes,
+        plot=str(workdir / "latency.png") if plotted else "",
     )
 
 
@@ -157,17 +174,28 @@ def _crashes(cluster: ProcessCluster, workdir: Path) -> list[str]:
     return problems
 
 
-def run_seed(config: RunConfig, report_dir: Path | None = None, keep: bool = False) -> RunReport:
+def run_seed(
+    config: RunConfig,
+    report_dir: Path | None = None,
+    keep: bool = False,
+    program: Sequence[str] = MEMBER_PROGRAM,
+) -> RunReport:
     """Run one seed in a fresh temporary directory; write ``seed-<n>.json`` to
     ``report_dir`` (default: that directory) and keep the directory if the run failed.
 
     :param config: what to run.
     :param report_dir: where the JSON report goes.
     :param keep: keep the data directories and logs even when the run passed.
+    :param program: the command that runs one member.
     """
     workdir = Path(tempfile.mkdtemp(prefix=f"replobj-nemesis-{config.seed}-"))
-    report = anyio.run(arun, config, workdir)
+    report = anyio.run(arun, config, workdir, program)
     target = (report_dir or workdir) / f"seed-{config.seed}.json"
+    if report.plot and report_dir is not None:
+        plot = report_dir / f"seed-{config.seed}-latency.png"
+        report_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(report.plot, plot)
+        report = dataclasses.replace(report, plot=str(plot))
     if report_dir is not None or not report.ok or keep:
         report.write(target)
     if report.ok and not keep:

@@ -1,0 +1,25 @@
+"""Deliberately broken member builds under the nemesis: the checks must catch each one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from replobj.testing.nemesis import RunConfig, run_seed
+
+BROKEN_MEMBER = Path(__file__).with_name("broken_member.py")
+
+
+def broken_program(kind: str) -> tuple[str, ...]:
+    """The command that runs a member built with the ``kind`` bug."""
+    return (sys.executable, str(BROKEN_MEMBER), kind)
+
+
+def test_linearizable_reads_served_from_local_state_are_caught() -> None:
+    config = RunConfig(41, duration=8.0, faults=("partition",))
+    report = run_seed(config, program=broken_program("stale-reads"))
+    print(report.summary())
+    print(report.explanation)
+    assert report.faults, "the nemesis injected no partition"
+    assert report.verdict == "not linearizable"
+    assert not report.ok
