@@ -8,7 +8,7 @@ directories and log tails to print when something goes wrong.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -42,6 +42,8 @@ class ProcessCluster:
     :param log_level: the members' logging level (their logs go to ``<id>.log``).
     :param start_timeout: seconds a member may take to start serving.
     :param member_args: more arguments for every member (e.g. ``["--net-faults", "7"]``).
+    :param before_spawn: awaited with a member's spec before each (re)start, e.g. to mount
+        a filesystem on its data directory.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class ProcessCluster:
         log_level: str = "INFO",
         start_timeout: float = 20.0,
         member_args: Sequence[str] = (),
+        before_spawn: Callable[[MemberSpec], Awaitable[None]] | None = None,
     ) -> None:
         self.workdir = workdir
         self.program = list(program)
@@ -69,6 +72,7 @@ class ProcessCluster:
             *("--call-timeout", str(call_timeout)),
             *member_args,
         ]
+        self.before_spawn = before_spawn
         self.members: dict[str, MemberProcess] = {}
         self.specs: dict[str, MemberSpec] = {}
         self._tasks: anyio.abc.TaskGroup | None = None
@@ -141,6 +145,8 @@ class ProcessCluster:
         """
         assert self._tasks is not None, "use `async with ProcessCluster(...)`"
         self.specs[spec.node_id] = spec
+        if self.before_spawn is not None:
+            await self.before_spawn(spec)
         member = await start_process(spec, self.program, self.secret, self._extra)
         self._tasks.start_soon(member.read_replies)
         self.members[spec.node_id] = member

@@ -23,3 +23,12 @@ def test_linearizable_reads_served_from_local_state_are_caught() -> None:
     assert report.faults, "the nemesis injected no partition"
     assert report.verdict == "not linearizable"
     assert not report.ok
+
+
+def test_acknowledging_before_fsync_is_caught_by_a_power_cut() -> None:
+    config = RunConfig(42, duration=8.0, faults=("power-all",))
+    report = run_seed(config, program=broken_program("ack-before-fsync"))
+    print(report.summary())
+    assert report.faults, "the nemesis cut no power"
+    lost = [problem for problem in report.problems if "acknowledged" in problem]
+    assert lost, report.problems

@@ -22,6 +22,7 @@ import anyio
 
 from ...demo import MemberError, ProcessCluster
 from .network import NET_FAULT_KINDS, NetFault, plan_net_fault
+from .power import PowerRig
 from .report import FaultEvent
 
 __all__ = ["Nemesis"]
@@ -37,6 +38,7 @@ class Nemesis:
     :param election_timeout: the members' election timeout (pauses last longer).
     :param started: the ``time.monotonic()`` the fault times are relative to.
     :param founders: how many members the cluster started with (fresh ones are numbered on).
+    :param power: the members' power-loss mounts (needed for ``power`` and ``power-all``).
     """
 
     cluster: ProcessCluster
@@ -45,6 +47,7 @@ class Nemesis:
     election_timeout: float
     started: float
     founders: int = 3
+    power: PowerRig | None = None
     events: list[FaultEvent] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     paused: set[str] = field(default_factory=set)
@@ -83,6 +86,8 @@ class Nemesis:
                 note = await self._pause(target)
             elif kind in NET_FAULT_KINDS:
                 note = await self._network(kind, target)
+            elif kind in ("power", "power-all"):
+                target, note = await self._power_cut(kind, target, [leader, *followers])
             elif kind == "membership":
                 target, note = await self._replace(target, leader)
             else:
@@ -154,6 +159,33 @@ class Nemesis:
         async with anyio.create_task_group() as tasks:
             for node, member in list(self.cluster.members.items()):
                 tasks.start_soon(self._net_request, node, member.net, {})
+
+    async def _power_cut(self, kind: str, target: str, awake: Sequence[str]) -> tuple[str, str]:
+        """Cut the power of ``target`` (and, in a 5-member cluster, maybe one more: still a
+        minority) or, for ``power-all``, of every member; then restart them."""
+        if self.power is None:
+            raise ValueError("power faults need the members' data on power-loss mounts")
+        if kind == "power-all":
+            victims = sorted(self.cluster.members)
+        else:
+            others = sorted(set(awake) - {target})
+            extra = self.rng.randint(0, max(0, (len(self.cluster.members) - 1) // 2 - 1))
+            victims = sorted([target, *self.rng.sample(others, min(extra, len(others)))])
+        for node in victims:
+            await self.cluster.kill(node)
+        lost = 0
+        for node in victims:
+            lost += (await self.power.cut(node)).dirty_bytes
+        await anyio.sleep(self.rng.uniform(0.3, 1.5))
+        notes = [f"{lost} unsynced bytes lost"]
+        for node in victims:
+            try:
+                await self.cluster.restart(node)
+            except MemberError as error:
+                self.problems.append(f"{node} did not restart after a power cut: {error}")
+                notes.append(f"{node} restart failed")
+        label = "all" if kind == "power-all" else " ".join(victims)
+        return label, "; ".join(notes)
 
     async def _kill_and_pause(
         self, victim: str, leader: str, followers: Sequence[str]

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FAULT_KINDS", "FaultEvent", "RunConfig", "RunReport", "format_table"]
+__all__ = ["FAULT_KINDS", "POWER_KINDS", "FaultEvent", "RunConfig", "RunReport", "format_table"]
 
 FAULT_KINDS = (
     "kill",
@@ -20,13 +20,21 @@ FAULT_KINDS = (
     "delay",
     "membership",
     "combined",
+    "power",
+    "power-all",
 )
 """Every fault the nemesis injects: ``kill`` (SIGKILL, then restart from the data directory),
 ``pause`` (SIGSTOP for longer than the election timeout, then SIGCONT), the network faults
 of :data:`~replobj.testing.nemesis.network.NET_FAULT_KINDS` (``partition``, ``bridge``,
 ``one-way``, ``loss``, ``delay``), ``membership`` (replace a member: remove the leader or a
 follower, then add a fresh one) and ``combined`` (two at once: a kill and a pause, a
-partition and a kill on the majority side, or a replacement over lossy links)."""
+partition and a kill on the majority side, or a replacement over lossy links), ``power``
+(a minority loses power: process and filesystem die together, unsynced writes are gone;
+see :mod:`~replobj.testing.nemesis.power`) and ``power-all`` (every member loses power at
+once)."""
+
+POWER_KINDS = ("power", "power-all")
+"""The faults that need members' data on power-loss mounts (root and ``/dev/fuse``)."""
 
 
 @dataclass(frozen=True, slots=True)

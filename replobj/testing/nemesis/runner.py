@@ -21,7 +21,8 @@ from ..history import Operation
 from ..models import KeyValueModel
 from .faults import Nemesis
 from .plot import write_latency_plot
-from .report import RunConfig, RunReport
+from .power import PowerRig
+from .report import POWER_KINDS, RunConfig, RunReport
 from .workload import (
     Workload,
     local_read_problems,
@@ -45,6 +46,23 @@ async def arun(
     """
     started = time.monotonic()
     rng = random.Random(config.seed)
+    power = PowerRig(workdir / "disks") if set(config.faults) & set(POWER_KINDS) else None
+    try:
+        return await _run(config, workdir, program, started, rng, power)
+    finally:
+        if power is not None:
+            with anyio.CancelScope(shield=True):
+                await power.close()
+
+
+async def _run(
+    config: RunConfig,
+    workdir: Path,
+    program: Sequence[str],
+    started: float,
+    rng: random.Random,
+    power: PowerRig | None,
+) -> RunReport:
     cluster = ProcessCluster(
         workdir,
         program,
@@ -52,6 +70,7 @@ async def arun(
         election_timeout=config.election_timeout,
         heartbeat=config.election_timeout / 8,
         member_args=["--net-faults", str(config.seed)],
+        before_spawn=None if power is None else power.before_spawn,
     )
     async with cluster:
         await cluster.start([f"n{number}" for number in range(1, config.nodes + 1)])
@@ -65,7 +84,7 @@ async def arun(
         )
         load_started, load_started_ns = time.monotonic(), time.monotonic_ns()
         nemesis = Nemesis(
-            cluster, rng, config.faults, config.election_timeout, load_started, config.nodes
+            cluster, rng, config.faults, config.election_timeout, load_started, config.nodes, power
         )
         stop = anyio.Event()
         try:

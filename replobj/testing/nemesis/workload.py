@@ -251,10 +251,15 @@ def local_read_problems(reads: Sequence[LocalRead], final: tuple[str, ...]) -> l
     (``Node.local_read_ready`` promises that)."""
     problems: list[str] = []
     by_node: dict[str, list[LocalRead]] = {}
+    diverged: dict[str, int] = {}
     for read in reads:
         if final[: len(read.entries)] != read.entries:
-            problems.append(f"a local read on {read.node} is not a prefix of the final journal")
+            diverged[read.node] = diverged.get(read.node, 0) + 1
         by_node.setdefault(read.node, []).append(read)
+    problems += [
+        f"{count} local reads on {node} are not a prefix of the final journal"
+        for node, count in sorted(diverged.items())
+    ]
     for node, group in by_node.items():
         for later in group:
             earlier = [r for r in group if r.return_time < later.call_time]
