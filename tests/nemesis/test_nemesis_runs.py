@@ -1,4 +1,4 @@
-"""Seeded nemesis runs over three real member processes: every check must hold."""
+"""Seeded nemesis runs over real member processes (3 and 5): every check must hold."""
 
 from __future__ import annotations
 
@@ -9,16 +9,18 @@ import pytest
 from replobj.testing.nemesis import RunConfig, run_seed
 
 
-@pytest.mark.parametrize(("seed", "backend"), [(1, "asyncio"), (2, "trio"), (3, "asyncio")])
+@pytest.mark.parametrize(
+    ("seed", "backend", "nodes"), [(1, "asyncio", 3), (2, "trio", 5), (3, "asyncio", 3)]
+)
 def test_a_seeded_fault_schedule_keeps_every_guarantee(
-    seed: int, backend: str, tmp_path: Path
+    seed: int, backend: str, nodes: int, tmp_path: Path
 ) -> None:
-    config = RunConfig(seed, duration=8.0, backend=backend)
+    config = RunConfig(seed, nodes=nodes, duration=8.0, backend=backend)
     report = run_seed(config, report_dir=tmp_path)
     print(report.summary())
     print(
         f"replay: python -m replobj.testing.nemesis --first-seed {seed} --seeds 1 "
-        f"--duration 8 --backend {backend} (data and logs: {report.workdir})"
+        f"--nodes {nodes} --duration 8 --backend {backend} (data and logs: {report.workdir})"
     )
     assert report.faults, "the nemesis injected no fault"
     assert report.operations > 100
