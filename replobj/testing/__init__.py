@@ -27,7 +27,7 @@ from .history import (
     PendingCall,
     Unknown,
 )
-from .model import DescribedModel, Model, PartitionedModel, ReadAwareModel
+from .model import DescribedModel, Model, PartitionedModel, ReadAwareModel, WitnessedModel
 from .models import CounterModel, KeyValueModel, RegisterModel, SetModel
 from .verdict import Candidate, Counterexample, Outcome, Verdict
 
@@ -55,5 +55,6 @@ __all__ = [
     "SetModel",
     "Unknown",
     "Verdict",
+    "WitnessedModel",
     "check_history",
 ]

@@ -24,8 +24,9 @@ from typing import Any
 
 from ..errors import ReplObjError
 from .history import Operation
-from .model import Model, PartitionedModel
+from .model import Model, PartitionedModel, WitnessedModel
 from .verdict import Candidate, Counterexample, Outcome, Verdict
+from .witness import settle_unknown_writes
 
 __all__ = ["DEFAULT_BUDGET", "DEFAULT_MEMORY_BUDGET", "ModelError", "check_history"]
 
@@ -72,6 +73,7 @@ def check_history(
     budget: float | None = DEFAULT_BUDGET,
     memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
     partition: bool = True,
+    settle_unknown: bool = True,
     clock: Callable[[], float] = time.monotonic,
 ) -> Verdict:
     """Decide whether ``history`` is linearizable with respect to ``model``.
@@ -88,16 +90,22 @@ def check_history(
         keep before it is left undecided: every configuration is remembered, at a cost of
         about one bit per operation of the sub-history plus the state; ``None`` for no limit.
     :param partition: whether to use the model's ``partition`` method, if it has one.
+    :param settle_unknown: for a :class:`~replobj.testing.WitnessedModel`, settle writes of
+        unknown outcome from what reads show before searching (same verdict, much faster;
+        see :mod:`replobj.testing.witness`).
     :param clock: the clock that measures the budget (seconds).
     :raises ModelError: if the model's states are not hashable.
     """
     started = clock()
     deadline = None if budget is None else started + budget
     operations = list(history)
+    searched = operations
+    if settle_unknown and isinstance(model, WitnessedModel):
+        searched = settle_unknown_writes(operations, model)
     if partition and isinstance(model, PartitionedModel):
-        parts = [part for part in model.partition(operations) if part]
+        parts = [part for part in model.partition(searched) if part]
     else:
-        parts = [operations] if operations else []
+        parts = [searched] if searched else []
     origin = min((op.call_time for op in operations), default=0)
     counterexamples: list[Counterexample] = []
     undecided = 0

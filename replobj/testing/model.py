@@ -12,12 +12,19 @@ state that changes after it was returned would corrupt that memory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .history import Operation
 
-__all__ = ["DescribedModel", "Model", "PartitionedModel", "ReadAwareModel", "State"]
+__all__ = [
+    "DescribedModel",
+    "Model",
+    "PartitionedModel",
+    "ReadAwareModel",
+    "State",
+    "WitnessedModel",
+]
 
 State = TypeVar("State")
 """A model's state type (hashable, immutable)."""
@@ -87,4 +94,25 @@ class ReadAwareModel(Protocol):
 
     def is_read_only(self, name: str, input: Any, output: Any) -> bool:
         """Whether the call ``name(input) -> output`` never changes the state."""
+        ...
+
+
+@runtime_checkable
+class WitnessedModel(Protocol):
+    """A model whose writes leave a token that later reads show, which settles unknown writes.
+
+    For a token written by exactly one call of the history, a write of unknown outcome is
+    settled before the search (:func:`~replobj.testing.witness.settle_unknown_writes`): if
+    no completed call shows its token, leaving it out keeps the verdict; otherwise it took
+    effect before the first such call returned, and becomes a completed call ending there.
+    Both make the search much cheaper. Implement it only if every call that writes a token
+    ignores its own output, and no state before any write shows a token.
+    """
+
+    def written_token(self, operation: Operation) -> Hashable | None:
+        """The token ``operation`` writes (``None`` for a call that writes none)."""
+        ...
+
+    def shown_tokens(self, operation: Operation) -> Iterable[Hashable]:
+        """The tokens a completed ``operation``'s output shows (what it read)."""
         ...

@@ -156,6 +156,18 @@ class SetModel:
         """Reads never change the set."""
         return name == "read"
 
+    def written_token(self, operation: Operation) -> Hashable | None:
+        """An add writes its element."""
+        element: Hashable = operation.input
+        return element if operation.name == "add" else None
+
+    def shown_tokens(self, operation: Operation) -> Iterable[Hashable]:
+        """A read shows every element it returned."""
+        if operation.name != "read" or operation.output is UNKNOWN:
+            return ()
+        elements: Iterable[Hashable] = operation.output
+        return elements
+
     def describe(self, operation: Operation) -> str:
         """Render a call, listing a read's elements in sorted order where possible."""
         if operation.name == "read" and operation.output is not UNKNOWN:
@@ -210,6 +222,19 @@ class KeyValueModel:
     def is_read_only(self, name: str, input: Any, output: Any) -> bool:
         """Gets never change the map."""
         return name == "get"
+
+    def written_token(self, operation: Operation) -> Hashable | None:
+        """A put of a value other than ``None`` writes ``(key, value)``."""
+        if operation.name != "put" or operation.input[1] is None:
+            return None
+        token: Hashable = tuple(operation.input)
+        return token
+
+    def shown_tokens(self, operation: Operation) -> Iterable[Hashable]:
+        """A get that found a value shows ``(key, value)``."""
+        if operation.name != "get" or operation.output in (None, UNKNOWN):
+            return ()
+        return ((operation.input, operation.output),)
 
     def key_of(self, operation: Operation) -> Hashable:
         """The key an operation touches."""
