@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--heartbeat", type=float, default=0.1)
     parser.add_argument("--call-timeout", type=float, default=10.0)
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
+    parser.add_argument("--transport", default="tcp", choices=["tcp", "udp"])
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument(
         "--net-faults",
@@ -121,6 +122,7 @@ def serve_member(objects: ObjectFactories, argv: list[str] | None = None) -> int
         election_timeout=args.election_timeout,
         heartbeat_interval=args.heartbeat,
         call_timeout=args.call_timeout,
+        transport=args.transport,
         wrap_transport=None if args.net_faults is None else _faulty(args.net_faults, args.id),
     )
     proxies = {name: node.attach(name, make()) for name, make in objects.items()}

@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--nodes", default="3", help="cluster sizes, cycled over the seeds (e.g. 3,5)"
     )
+    parser.add_argument(
+        "--transport", default="tcp", help="members' transports, cycled over the seeds (tcp,udp)"
+    )
     parser.add_argument("--faults", default=",".join(FAULT_KINDS), help="kinds to inject")
     parser.add_argument(
         "--lenient",
@@ -45,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(size) for size in args.nodes.split(",") if size]
     if not sizes or min(sizes) < 3:
         parser.error("--nodes takes cluster sizes of at least 3, e.g. 3 or 3,5")
+    transports = [name for name in args.transport.split(",") if name]
+    if not transports or set(transports) - {"tcp", "udp"}:
+        parser.error("--transport takes tcp, udp or both, e.g. tcp,udp")
     reports: list[RunReport] = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         backend = args.backend
@@ -53,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         config = RunConfig(
             seed,
             nodes=sizes[(seed - args.first_seed) % len(sizes)],
+            transport=transports[(seed - args.first_seed) % len(transports)],
             duration=args.duration,
             backend=backend,
             faults=faults,

@@ -43,6 +43,7 @@ class RunConfig:
 
     :param seed: seeds the fault schedule and the clients' choices (timing stays real).
     :param nodes: how many members the cluster starts with (3 or 5).
+    :param transport: the members' transport, ``"tcp"`` or ``"udp"``.
     :param duration: seconds of client load while faults run.
     :param backend: the anyio backend of the member processes.
     :param clients_per_member: concurrent clients sending through each member.
@@ -57,6 +58,7 @@ class RunConfig:
 
     seed: int
     nodes: int = 3
+    transport: str = "tcp"
     duration: float = 12.0
     backend: str = "asyncio"
     clients_per_member: int = 2
@@ -112,6 +114,7 @@ class RunReport:
         calls that did not apply.
     :param nodes: how many members the cluster started with.
     :param plot: the latency-over-time PNG, if matplotlib was there to draw it.
+    :param transport: the members' transport.
     """
 
     seed: int
@@ -132,6 +135,7 @@ class RunReport:
     trust_outcome_known: bool = False
     nodes: int = 3
     plot: str = ""
+    transport: str = "tcp"
 
     @property
     def ok(self) -> bool:
@@ -149,7 +153,7 @@ class RunReport:
         """One line: seed, faults, operations, unknown outcomes, verdict, problems."""
         status = "OK" if self.ok else "FAIL"
         line = (
-            f"seed {self.seed} [{self.backend}, {self.nodes} nodes] {status}: "
+            f"seed {self.seed} [{self.backend}, {self.nodes} nodes, {self.transport}] {status}: "
             f"faults {self.fault_summary()}; "
             f"{self.operations} ops ({self.unknown_outcome} unknown, {self.failed} left out), "
             f"{self.appends_acknowledged} acked appends, {self.local_reads} local reads; "
@@ -174,14 +178,15 @@ class RunReport:
 def format_table(reports: Sequence[RunReport]) -> str:
     """A Markdown table: one row per run, then the totals."""
     header = (
-        "| seed | nodes | backend | faults | operations | unknown | acked appends | verdict "
-        "| checks |"
+        "| seed | nodes | backend | transport | faults | operations | unknown | acked appends "
+        "| verdict | checks |"
     )
-    lines = [header, "|---" * 9 + "|"]
+    lines = [header, "|---" * 10 + "|"]
     for report in reports:
         checks = "all held" if not report.problems else f"{len(report.problems)} failed"
         lines.append(
-            f"| {report.seed} | {report.nodes} | {report.backend} | {report.fault_summary()} | "
+            f"| {report.seed} | {report.nodes} | {report.backend} | {report.transport} | "
+            f"{report.fault_summary()} | "
             f"{report.operations} | {report.unknown_outcome} | "
             f"{report.appends_acknowledged} | {report.verdict} | {checks} |"
         )
@@ -190,7 +195,7 @@ def format_table(reports: Sequence[RunReport]) -> str:
     unknown = sum(r.unknown_outcome for r in reports)
     passed = sum(r.ok for r in reports)
     lines.append(
-        f"| **{len(reports)} runs** | | | {faults} faults | {operations} | {unknown} | "
+        f"| **{len(reports)} runs** | | | | {faults} faults | {operations} | {unknown} | "
         f"{sum(r.appends_acknowledged for r in reports)} | {passed} passed | |"
     )
     return "\n".join(lines)

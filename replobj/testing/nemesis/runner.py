@@ -69,7 +69,7 @@ async def _run(
         backend=config.backend,
         election_timeout=config.election_timeout,
         heartbeat=config.election_timeout / 8,
-        member_args=["--net-faults", str(config.seed)],
+        member_args=["--net-faults", str(config.seed), "--transport", config.transport],
         before_spawn=None if power is None else power.before_spawn,
     )
     async with cluster:
@@ -110,7 +110,7 @@ async def _run(
     verdict = check_history(checked, KeyValueModel(), budget=config.check_budget)
     if not verdict.ok:
         _write_history(workdir / "history.json", history, workload.puts_refused)
-    title = f"seed {config.seed}, {config.nodes} {config.backend} members"
+    title = f"seed {config.seed}, {config.nodes} {config.backend} members over {config.transport}"
     plotted = write_latency_plot(
         workdir / "latency.png", history, nemesis.events, load_started_ns, title
     )
@@ -132,6 +132,7 @@ async def _run(
         explanation="" if verdict.ok else verdict.explain(),
         trust_outcome_known=config.trust_outcome_known,
         nodes=config.nodes,
+        transport=config.transport,
         plot=str(workdir / "latency.png") if plotted else "",
     )
 
