@@ -27,6 +27,8 @@ from .process import (
 
 __all__ = ["ProcessCluster"]
 
+_CATCH_UP_FIELDS = ("role", "term", "leader", "commit_index", "applied_index", "last_index")
+
 
 class ProcessCluster:
     """Members as OS processes under ``workdir``; use as ``async with``.
@@ -245,6 +247,7 @@ class ProcessCluster:
 
         :raises TimeoutError: if they do not within ``timeout`` seconds.
         """
+        target, statuses = -1, {}
         with anyio.move_on_after(timeout):
             leader = await self.wait_for_leader()
             target = int((await self.members[leader].status())["commit_index"])
@@ -256,7 +259,16 @@ class ProcessCluster:
                 if not behind:
                     return target
                 await anyio.sleep(0.05)
-        raise TimeoutError(f"{list(node_ids)} did not catch up within {timeout:.0f}s")
+        seen = {
+            node: {key: statuses[node].get(key) for key in _CATCH_UP_FIELDS}
+            if node in statuses
+            else "no answer"
+            for node in node_ids
+        }
+        raise TimeoutError(
+            f"{list(node_ids)} did not all apply the leader's commit index {target} within "
+            f"{timeout:.0f}s; last statuses: {seen}"
+        )
 
     def describe(self, log_lines: int = 12) -> str:
         """Ports, pids, data directories and the tail of every member's log (for failures)."""

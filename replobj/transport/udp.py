@@ -135,6 +135,7 @@ class UdpTransport(TaskedTransport):
         self._epoch = time.time_ns()
         self._counter = 0
         self._windows: dict[NodeId, ReplayWindow] = {}
+        self._learned: dict[NodeId, Address] = {}
         self._socket: UDPSocket | None = None
         self._raw: socket.socket | None = None
         self._outbox: MemoryObjectSendStream[tuple[bytes, Address]] | None = None
@@ -188,13 +189,16 @@ class UdpTransport(TaskedTransport):
             await self._socket.aclose()
 
     def update_peers(self, peers: Mapping[NodeId, Address]) -> None:
-        """Replace the address book.
+        """Replace the address book (addresses learned from authenticated datagrams are kept
+        for peers it does not name).
 
         :raises ~replobj.errors.TransportError: if there is no secret and an address is
             not loopback.
         """
         book = dict(peers)
         require_secret_or_loopback(None if self._insecure else self._key, list(book.values()))
+        for peer, address in self._learned.items():
+            book.setdefault(peer, address)
         self._peers = book
 
     def send(self, to: NodeId, message: Message) -> None:
@@ -311,6 +315,10 @@ class UdpTransport(TaskedTransport):
             if self._counters.rejected <= 10 or self._counters.rejected % 1000 == 0:
                 logger.warning("%s: refused datagram from %s: %s", self._node_id, source, exc)
             return
+        if message.sender not in self._peers and isinstance(source, tuple) and source:
+            address = (str(source[0]), int(source[1]))
+            self._peers[message.sender] = self._learned[message.sender] = address
+            logger.info("%s: learned the address of %r: %s", self._node_id, message.sender, source)
         if inbox.put_nowait(message):
             self._counters.received += 1
         else:

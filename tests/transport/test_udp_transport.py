@@ -132,3 +132,30 @@ async def test_bind_failure_names_the_address(udp_ports: list[int]) -> None:
     async with _udp("a", udp_ports[0], {}):
         with pytest.raises(TransportError, match=f"127.0.0.1:{udp_ports[0]}"):
             await _udp("b", udp_ports[0], {}).start()
+
+
+async def test_a_peer_missing_from_the_book_is_answered_once_it_has_proved_itself(
+    udp_ports: list[int],
+) -> None:
+    """A member restarted with an old peer list knows nothing of a member added later; the
+    new member's authenticated datagrams must teach its address (the TCP hello does the
+    same), or the restarted member can never answer the leader and never catches up."""
+    pa, pb, _ = udp_ports
+    async with _udp("a", pa, {}, secret=SECRET) as a, _udp("b", pb, {"a": pa}, secret=SECRET) as b:
+        a.send("b", TimeoutNow(1, "a"))
+        assert a.stats.dropped == 1, "a has no address for b yet"
+        assert await resend_until_received(b, "a", a, TimeoutNow(2, "b")) == TimeoutNow(2, "b")
+        assert await resend_until_received(a, "b", b, TimeoutNow(3, "a")) == TimeoutNow(3, "a")
+        a.update_peers({})
+        assert await resend_until_received(a, "b", b, TimeoutNow(4, "a")) == TimeoutNow(4, "a")
+
+
+async def test_an_unauthenticated_datagram_teaches_no_address(udp_ports: list[int]) -> None:
+    pa, pb, _ = udp_ports
+    async with _udp("a", pa, {}, secret=SECRET) as a:
+        forger = UdpTransport("b", ("127.0.0.1", pb), secret=b"other secret")
+        async with await anyio.create_udp_socket(local_host="127.0.0.1") as raw:
+            await raw.sendto(forger.seal("a", encode_frame(TimeoutNow(1, "b"))), "127.0.0.1", pa)
+            await wait_until(lambda: a.stats.rejected == 1, "the forged datagram to be refused")
+        a.send("b", TimeoutNow(1, "a"))
+        assert a.stats.dropped == 1
