@@ -75,3 +75,58 @@ async def test_udp_cluster_replicates_and_refuses_oversized_commands(tmp_path: P
         assert await registers[0].add("still serving") == 31
         for node in nodes:
             await node.aclose()
+
+
+@pytest.mark.anyio
+async def test_udp_member_restarted_with_old_peers_catches_up_with_a_newer_leader(
+    tmp_path: Path,
+) -> None:
+    """u0 restarts knowing only the founders while u3, added later, leads: u3's
+    authenticated datagrams must teach u0 where to answer, or u0 never catches up."""
+    founders = {f"u{i}": f"127.0.0.1:{free_port()}" for i in range(3)}
+    late = f"127.0.0.1:{free_port()}"
+    print(f"founders {founders}, u3 at {late}, data under {tmp_path}")
+
+    def node(node_id: str, listen: str, peers: dict[str, str], join: bool = False) -> replobj.Node:
+        return replobj.Node(
+            node_id,
+            listen=listen,
+            peers=peers,
+            join=join,
+            data_dir=tmp_path / node_id,
+            transport="udp",
+            election_timeout=0.4,
+            heartbeat_interval=0.05,
+            call_timeout=5.0,
+        )
+
+    nodes = {n: node(n, a, founders) for n, a in founders.items()}
+    nodes["u3"] = node("u3", late, {**founders, "u3": late}, join=True)
+    registers = {n: member.attach("reg", Register()) for n, member in nodes.items()}
+    async with anyio.create_task_group() as tasks:
+        for member in nodes.values():
+            await tasks.start(member.serve)
+        leader = await nodes["u0"].wait_for_leader(10)
+        await registers["u1"].add("before")
+        await nodes[leader].add_member("u3", late)
+        await nodes["u1"].remove_member("u2")
+        await nodes["u2"].aclose()
+        with anyio.fail_after(15):
+            while (leader := await nodes["u1"].wait_for_leader(10)) != "u3":
+                await nodes[leader].transfer_leadership("u3")
+        await nodes["u0"].aclose()
+        for value in range(5):
+            await registers["u3"].add(f"while u0 was down {value}")
+        nodes["u0"] = node("u0", founders["u0"], founders)
+        registers["u0"] = nodes["u0"].attach("reg", Register())
+        await tasks.start(nodes["u0"].serve)
+        target = nodes["u3"].status().commit_index
+        with anyio.fail_after(15):
+            while nodes["u0"].status().applied_index < target:
+                await registers["u3"].add("nudge")
+        assert (await registers["u0"].snapshot_values.local())[:6] == [
+            "before",
+            *(f"while u0 was down {value}" for value in range(5)),
+        ]
+        for name in ("u0", "u1", "u3"):
+            await nodes[name].aclose()
