@@ -10,6 +10,10 @@ side and each row is measured on one system right after the other, so both see t
 background load; every member must exit cleanly at the end. It prints one markdown
 table with calls/s and p50/p99 latency per row for both systems, the ratio
 replobj/PySyncObj of calls/s, and the elections (term increases) seen during each row.
+``--baseline DIR`` adds a third cluster running another replobj source tree (say the
+previous commit, from ``git archive``), interleaved the same way, and a second table
+with the ratio of this tree to that one: the way to see a change through the noise of
+a shared machine.
 
 The figures are recorded in ``docs/performance.md``.
 """
@@ -48,7 +52,7 @@ class BenchmarkError(RuntimeError):
 class Member:
     """One member process and its JSON-lines control channel.
 
-    :param system: ``"replobj"`` or ``"pysyncobj"``.
+    :param system: ``"replobj"``, ``"pysyncobj"`` or ``"baseline"`` (see ``--baseline``).
     :param node_id: its id.
     :param argv: the member script's arguments.
     :param log_path: where its stderr goes.
@@ -148,7 +152,7 @@ class Cluster:
         self.members: dict[str, Member] = {}
         for node_id in MEMBER_IDS:
             argv = ["--id", node_id, "--peers", peers, "--data-dir", str(root / node_id)]
-            if system == "replobj":
+            if system in ("replobj", "baseline"):
                 argv += ["--election-timeout", str(args.election_timeout)]
                 argv += ["--heartbeat", str(args.heartbeat)]
             else:
@@ -279,6 +283,21 @@ def print_table(plan: list[tuple[str, int]], results: dict[str, list[Row]]) -> N
         print("| " + " | ".join(cells) + " |")
 
 
+def print_baseline_table(plan: list[tuple[str, int]], results: dict[str, list[Row]]) -> None:
+    """replobj against the ``--baseline`` checkout, measured row by row in the same run."""
+    head = ["calls/s", "p50 ms", "p99 ms", "elections", "errors"]
+    columns = ["client in", "in flight"]
+    columns += [f"replobj {h}" for h in head] + [f"baseline {h}" for h in head]
+    columns.append("ratio replobj/baseline")
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for i, (client, concurrency) in enumerate(plan):
+        ours, base = results["replobj"][i], results["baseline"][i]
+        ratio = f"{ours.figures.rate / base.figures.rate:.2f}" if base.figures.rate > 0 else "-"
+        cells = [client, f"{concurrency:,}", *_cell(ours), *_cell(base), ratio]
+        print("| " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     """Parse the options, run the systems one after the other, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -294,12 +313,25 @@ def main() -> None:
     )
     parser.add_argument("--workdir", type=Path, help="where data dirs go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the data dirs and logs")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another replobj source tree (e.g. from `git archive`): also run its member "
+        "script as system 'baseline', interleaved row by row with this tree's",
+    )
     args = parser.parse_args()
     args.duration = args.duration or (1.5 if args.quick else 8.0)
     args.warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 1.0)
     concurrencies = [int(c) for c in args.in_flight.split(",")]
     plan = [(client, c) for client in ("leader", "follower") for c in concurrencies]
     systems = args.systems.split(",")
+    if args.baseline is not None:
+        MEMBER_SCRIPTS["baseline"] = (
+            args.baseline.resolve() / "benchmarks" / MEMBER_SCRIPTS["replobj"].name
+        )
+        if "replobj" not in systems or not MEMBER_SCRIPTS["baseline"].is_file():
+            parser.error("--baseline needs the replobj system and a tree with benchmarks/")
+        systems.append("baseline")
     unknown = set(systems) - set(MEMBER_SCRIPTS)
     if unknown:
         parser.error(f"unknown systems: {sorted(unknown)}")
@@ -329,6 +361,9 @@ def main() -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"# load average at the end: {load}\n")
     print_table(plan, results)
+    if "baseline" in results:
+        print()
+        print_baseline_table(plan, results)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,9 @@ __all__ = [
     "decode_commands",
     "encode_batch",
     "encode_command",
+    "has_immutable_arguments",
     "new_client_id",
+    "payload_timestamp",
     "stamp_command",
 ]
 
@@ -45,6 +47,8 @@ BATCH_TAG = 0x02
 """First byte of a payload holding several commands sharing one timestamp."""
 
 _HEADER = struct.Struct(">Bd")
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+_IMMUTABLE_LEAVES = frozenset({int, float, complex, bool, str, bytes, type(None)})
 _Fields = tuple[bytes, int, int, str, str, str, tuple[Any, ...], dict[str, Any]]
 
 
@@ -94,13 +98,21 @@ class Command:
             object.__setattr__(self, "lowest_pending", seq)
         elif not 1 <= lowest_pending <= seq:
             raise ValueError(f"lowest_pending must be in 1..seq, got {lowest_pending}")
-        if not (_is_name(self.object_name) and _is_name(self.class_name) and _is_name(self.method)):
+        object_name, class_name, method = self.object_name, self.class_name, self.method
+        if not (
+            type(object_name) is str
+            and type(class_name) is str
+            and type(method) is str
+            and object_name
+            and class_name
+            and method
+        ):
             raise TypeError(
                 "object_name, class_name and method must be non-empty str, got "
                 f"{self.object_name!r}, {self.class_name!r}, {self.method!r}"
             )
-        if self.method[0] == "_":
-            raise ValueError(f"private method {self.method!r} cannot be a command")
+        if method[0] == "_":
+            raise ValueError(f"private method {method!r} cannot be a command")
         if type(self.args) is not tuple:
             raise TypeError(f"args must be a tuple, got {type(self.args).__name__}")
         kwargs = self.kwargs
@@ -200,6 +212,27 @@ def stamp_command(payload: bytes, timestamp: float) -> bytes:
     return _HEADER.pack(tag, timestamp) + payload[_HEADER.size :]
 
 
+def payload_timestamp(payload: bytes) -> float:
+    """The leader timestamp in ``payload``'s header, without decoding the commands.
+
+    :raises ~replobj.errors.CorruptCommandError: if ``payload`` has no valid header.
+    """
+    _tag(payload)
+    timestamp: float = _HEADER.unpack_from(payload)[1]
+    return timestamp
+
+
+def has_immutable_arguments(cmd: Command) -> bool:
+    """Whether nothing reachable from ``cmd``'s arguments can change after the call.
+
+    True when every argument is a plain ``int``, ``float``, ``complex``, ``bool``,
+    ``str``, ``bytes`` or ``None`` (exact types, no subclasses), or a ``tuple`` or
+    ``frozenset`` of those. The ``kwargs`` dict itself must be owned by ``cmd``. Such a
+    command applies the same from the object itself as from its decoded payload.
+    """
+    return all(map(_is_immutable, cmd.args)) and all(map(_is_immutable, cmd.kwargs.values()))
+
+
 def decode_command(payload: bytes) -> Command:
     """The single command in ``payload``.
 
@@ -237,12 +270,17 @@ def decode_commands(payload: bytes) -> tuple[Command, ...]:
         ) from exc
 
 
-def _is_name(value: object) -> bool:
-    return type(value) is str and value != ""
+def _is_immutable(value: object) -> bool:
+    kind = type(value)
+    if kind in _IMMUTABLE_LEAVES:
+        return True
+    if kind is tuple or kind is frozenset:
+        return all(map(_is_immutable, value))  # type: ignore[call-overload]
+    return False
 
 
 def _tag(payload: bytes) -> int:
-    if not isinstance(payload, bytes | bytearray | memoryview):
+    if not isinstance(payload, _BYTES_LIKE):
         raise CorruptCommandError(f"a command payload is bytes, got {type(payload).__name__}")
     if len(payload) <= _HEADER.size or payload[0] not in (COMMAND_TAG, BATCH_TAG):
         head = bytes(payload[:12])
@@ -256,15 +294,7 @@ def _tag(payload: bytes) -> int:
 def _from_fields(item: Any, timestamp: float) -> Command:
     client_id, seq, lowest_pending, object_name, class_name, method, args, kwargs = item
     return Command(
-        client_id,
-        seq,
-        object_name,
-        class_name,
-        method,
-        args,
-        kwargs,
-        timestamp=timestamp,
-        lowest_pending=lowest_pending,
+        client_id, seq, object_name, class_name, method, args, kwargs, timestamp, lowest_pending
     )
 
 

@@ -79,6 +79,9 @@ class NodeStatus:
     last_index: int
     snapshot_index: int
     peers: dict[NodeId, PeerLag]
+    snapshot_error: str | None = None
+    """Why the last snapshot failed (e.g. an object's state cannot be pickled), or ``None``;
+    the node keeps its log and serves on, and tries again after ``snapshot_entries`` more."""
 
 
 class Node:
@@ -160,6 +163,7 @@ class Node:
         self._stopped: anyio.Event | None = None
         self._last_outcome: ApplyOutcome | None = None
         self._restarted = False
+        self._member_of: ClusterConfig | None = None
         self.diverged: dict[str, errors.ClassMismatchError] = {}
         """Objects whose replica here missed a command because of a class mismatch."""
 
@@ -320,14 +324,16 @@ class Node:
     def _stamp(payload: bytes) -> bytes:
         return stamp_command(payload, time.time())
 
-    def _apply(self, entry: Entry) -> object:
-        outcome = self.statemachine.apply(entry)
+    def _apply(self, entry: Entry, local: object) -> object:
+        outcome = self.statemachine.apply(entry, local if isinstance(local, Command) else None)
         if outcome.error is not None:
             logger.error(
                 "%s: entry %d is not a valid command: %s", self.id, entry.index, outcome.error
             )
-        if any(isinstance(r.error, errors.ClassMismatchError) for r in outcome.commands):
-            self._record_divergence(entry, outcome)
+        for result in outcome.commands:
+            if result.error is not None and isinstance(result.error, errors.ClassMismatchError):
+                self._record_divergence(entry, outcome)
+                break
         return outcome
 
     def _record_divergence(self, entry: Entry, outcome: ApplyOutcome) -> None:
@@ -358,7 +364,11 @@ class Node:
     def _check_member(self) -> None:
         raft = self.runtime.raft
         config = raft.config
-        if config.members and self.id not in config.members and raft.config_committed:
+        if config is self._member_of:
+            return
+        if self.id in config.members:
+            self._member_of = config
+        elif config.members and raft.config_committed:
             raise errors.NodeRemovedError(
                 f"node {self.id!r} was removed from the cluster (members: "
                 f"{', '.join(sorted(config.members))}); stop it, or add it back from a member"
@@ -398,13 +408,23 @@ class Node:
     ) -> tuple[Command, bytes]:
         """Build and encode the next command of this node's client session.
 
+        Pass the command to :meth:`submit` as ``local`` only if
+        :func:`~replobj.command.has_immutable_arguments` holds for it.
+
         :raises ~replobj.errors.UnpicklableArgumentError: if an argument cannot be pickled.
         """
         self._next_seq += 1
         seq = self._next_seq
         lowest = self._lowest_in_flight(seq)
         cmd = Command(
-            self._client_id, seq, name, class_name, method, args, kwargs, lowest_pending=lowest
+            self._client_id,
+            seq,
+            name,
+            class_name,
+            method,
+            args,
+            dict(kwargs) if kwargs else {},
+            lowest_pending=lowest,
         )
         payload = encode_command(cmd)
         if len(payload) > self.max_command_bytes:
@@ -426,11 +446,15 @@ class Node:
             heapq.heappop(heap)
         return heap[0] if heap else seq
 
-    async def submit(self, seq: int, payload: bytes, timeout: float | None) -> ApplyOutcome:
+    async def submit(
+        self, seq: int, payload: bytes, timeout: float | None, local: Command | None = None
+    ) -> ApplyOutcome:
         """Get ``payload`` applied through the leader; the outcome is this replica's.
 
         Retries (same payload, hence same client sequence number: applied at most once)
-        across leader changes until ``timeout``.
+        across leader changes until ``timeout``. ``local``, the command encoded in
+        ``payload``, is applied here instead of the decoded payload; pass it only when
+        its arguments are immutable (:func:`~replobj.command.has_immutable_arguments`).
 
         :raises ~replobj.errors.CallTimeoutError: if not applied in time.
         :raises ~replobj.errors.NodeRemovedError: if this node is no longer a member.
@@ -442,7 +466,7 @@ class Node:
         try:
             self._check_member()
             while (now := time.monotonic()) < deadline:
-                ticket = self.runtime.submit(payload, min(deadline, now + attempt))
+                ticket = self.runtime.submit(payload, min(deadline, now + attempt), local)
                 await ticket.wait()
                 # Unknown once a leader may have appended it: sent and not explicitly refused.
                 reached_log = reached_log or (ticket.sent and not ticket.refused)
@@ -516,6 +540,7 @@ class Node:
             last_index=status.last_index,
             snapshot_index=status.snapshot_index,
             peers=peers,
+            snapshot_error=self.runtime.snapshot_error,
         )
 
     async def wait_for_leader(self, timeout: float | None = None) -> NodeId:
@@ -572,7 +597,11 @@ class Node:
             await self._wait_role_change()
 
     async def snapshot(self) -> int:
-        """Take a snapshot now and compact the log; returns the snapshot's index."""
+        """Take a snapshot now and compact the log; returns the snapshot's index.
+
+        :raises ~replobj.errors.UnpicklableStateError: if an object's state cannot be
+            pickled (the node keeps its log and serves on).
+        """
         meta = self.runtime.take_snapshot()
         return meta.last_index if meta else self.runtime.raft.snapshot.last_index
 

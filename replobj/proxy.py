@@ -7,9 +7,11 @@ barrier (ReadIndex); ``await proxy.q.local(...)`` runs it on this replica at onc
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from . import errors
+from .command import has_immutable_arguments
 from .replicated import ObjectSpec
 
 if TYPE_CHECKING:
@@ -21,24 +23,32 @@ __all__ = ["CommandMethod", "ObjectProxy", "QueryMethod"]
 class ObjectProxy:
     """Stands for an attached object; its public methods become awaitable calls."""
 
-    __slots__ = ("_name", "_node", "_obj", "_spec")
+    __slots__ = ("_methods", "_name", "_node", "_obj", "_spec")
 
     def __init__(self, node: Node, name: str, obj: object, spec: ObjectSpec) -> None:
         self._node = node
         self._name = name
         self._obj = obj
         self._spec = spec
+        self._methods: dict[str, CommandMethod | QueryMethod] = {}
 
     def __getattr__(self, method: str) -> CommandMethod | QueryMethod:
+        known = self._methods.get(method)
+        if known is not None:
+            return known
         spec = self._spec
+        found: CommandMethod | QueryMethod
         if spec.is_command(method):
-            return CommandMethod(self._node, self._name, spec, method)
-        if spec.is_query(method):
-            return QueryMethod(self._node, self._name, method)
-        raise errors.UnknownMethodError(
-            f"{spec.class_name} has no command or query {method!r} "
-            f"(commands: {sorted(spec.commands)}, queries: {sorted(spec.queries)})"
-        )
+            found = CommandMethod(self._node, self._name, spec, method)
+        elif spec.is_query(method):
+            found = QueryMethod(self._node, self._name, method)
+        else:
+            raise errors.UnknownMethodError(
+                f"{spec.class_name} has no command or query {method!r} "
+                f"(commands: {sorted(spec.commands)}, queries: {sorted(spec.queries)})"
+            )
+        self._methods[method] = found
+        return found
 
     def __repr__(self) -> str:
         return f"<replicated {self._spec.class_name} {self._name!r} on node {self._node.id!r}>"
@@ -55,13 +65,13 @@ class CommandMethod:
         self._spec = spec
         self._method = method
 
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
         """Run the command on every replica; raise what it raised, return what it returned.
 
         :raises ~replobj.errors.UnpicklableArgumentError: before anything is sent.
         :raises ~replobj.errors.CallTimeoutError: if it did not complete in time.
         """
-        return await self.call(args, kwargs)
+        return self.call(args, kwargs)
 
     async def call(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], *, timeout: float | None = None
@@ -73,7 +83,8 @@ class CommandMethod:
         cmd, payload = node.new_command(
             self._name, self._spec.class_name, self._method, args, kwargs
         )
-        outcome = await node.submit(cmd.seq, payload, timeout)
+        local = cmd if has_immutable_arguments(cmd) else None
+        outcome = await node.submit(cmd.seq, payload, timeout, local)
         if outcome.error is not None:
             raise outcome.error
         for result in outcome.commands:

@@ -23,7 +23,7 @@ import logging
 import math
 import random
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -48,7 +48,7 @@ from .raft.types import (
 )
 from .storage.protocol import SnapshotWriter, Storage, WriteBatch
 from .transport.base import Transport
-from .waiting import IndexWaiters, Pending
+from .waiting import Flag, IndexWaiters, Pending
 
 logger = logging.getLogger("replobj")
 
@@ -74,9 +74,10 @@ class Snapshotter(Protocol):
         ...
 
 
-ApplyCallback = Callable[[Entry], object]
+ApplyCallback = Callable[[Entry, object], object]
 """Applies one committed entry (of any kind, in log order); its return value resolves
-the matching proposal."""
+the matching proposal. The second argument is the ``local`` object of the call ticket
+whose proposal is that entry (same index and term), else ``None``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,7 @@ class CallTicket:
         "applied",
         "deadline",
         "error",
+        "local",
         "payload",
         "proposal",
         "refused",
@@ -127,9 +129,11 @@ class CallTicket:
         "sent",
     )
 
-    def __init__(self, payload: bytes, deadline: float) -> None:
+    def __init__(self, payload: bytes, deadline: float, local: object = None) -> None:
         self.payload = payload
         self.deadline = deadline
+        self.local = local
+        """What the submitter knows of ``payload`` (passed to the apply callback)."""
         self.sent = False
         """Handed to the Raft core for a leader (it may have been appended from then on)."""
         self.refused = False
@@ -138,22 +142,22 @@ class CallTicket:
         self.applied = False
         self.result: object = None
         self.error: BaseException | None = None
-        self._done = anyio.Event()
+        self._done = Flag()
 
     @property
     def done(self) -> bool:
         """Whether an outcome or an error is known."""
-        return self._done.is_set()
+        return self._done.is_set
 
     def resolve(self, applied: bool, result: object) -> None:
         """The entry at the ticket's index was applied here."""
-        if not self._done.is_set():
+        if not self._done.is_set:
             self.applied, self.result = applied, result
             self._done.set()
 
     def fail(self, error: BaseException) -> None:
         """The payload was not appended (refused or the request was lost)."""
-        if not self._done.is_set():
+        if not self._done.is_set:
             self.error = error
             self._done.set()
 
@@ -207,12 +211,16 @@ class RaftRuntime:
         self._submitted: list[CallTicket] = []
         self._backlog: list[act.Action] = []
         self._executing = False
+        self._in_order: deque[CallTicket] = deque()
         self._deadlines: list[tuple[float, int, CallTicket]] = []
         self._counter = 0
         self._reads: dict[int, Pending[LogIndex]] = {}
         self._forwards: dict[int, list[CallTicket]] = {}
         self._next_request = 0
         self._recent: OrderedDict[LogIndex, tuple[int, object]] = OrderedDict()
+        self.snapshot_error: str | None = None
+        """Why the last snapshot failed (an object's state could not be pickled), or ``None``."""
+        self._snapshot_retry_at: LogIndex = 0
         self.applied = IndexWaiters(raft.applied_index)
         self.role_changed = anyio.Event()
         self.failure: BaseException | None = None
@@ -418,12 +426,16 @@ class RaftRuntime:
         self._timer_changed.set()
 
     def _apply_entries(self, entries: tuple[Entry, ...]) -> None:
+        proposals = self._proposals
         for entry in entries:
-            result = self._apply(entry)
-            proposal = self._proposals.pop(entry.index, None)
-            if proposal is not None:
+            proposal = proposals.pop(entry.index, None)
+            if proposal is None:
+                result = self._apply(entry, None)
+            else:
                 term, ticket = proposal
-                ticket.resolve(term == entry.term, result)
+                ours = term == entry.term
+                result = self._apply(entry, ticket.local if ours else None)
+                ticket.resolve(ours, result)
             self._recent[entry.index] = (entry.term, result)
             if len(self._recent) > _RECENT_OUTCOMES:
                 self._recent.popitem(last=False)
@@ -435,15 +447,37 @@ class RaftRuntime:
         applied = self.raft.applied_index
         if applied - self.raft.snapshot.last_index < self.options.snapshot_entries:
             return
-        self.take_snapshot()
+        if applied < self._snapshot_retry_at:
+            return
+        try:
+            self.take_snapshot()
+        except errors.UnpicklableStateError as exc:
+            self._snapshot_retry_at = applied + self.options.snapshot_entries
+            logger.error(
+                "%s could not take a snapshot at index %d, keeping the log and trying again "
+                "after %d more entries: %s",
+                self.raft.id,
+                applied,
+                self.options.snapshot_entries,
+                exc,
+            )
 
     def take_snapshot(self) -> SnapshotMeta | None:
-        """Snapshot the state machine at the applied index and compact the log."""
+        """Snapshot the state machine at the applied index and compact the log.
+
+        :raises ~replobj.errors.UnpicklableStateError: if an object's state cannot be
+            pickled; the log is kept and :attr:`snapshot_error` says why.
+        """
         applied = self.raft.applied_index
         if applied <= self.raft.snapshot.last_index:
             return None
         meta = self.raft.snapshot_meta_for(applied)
-        data = self._snapshotter.snapshot()
+        try:
+            data = self._snapshotter.snapshot()
+        except errors.UnpicklableStateError as exc:
+            self.snapshot_error = str(exc)
+            raise
+        self.snapshot_error = None
         writer = self.storage.begin_snapshot(meta)
         chunk = self.options.snapshot_chunk_bytes
         for offset in range(0, len(data), chunk):
@@ -486,32 +520,52 @@ class RaftRuntime:
 
     # ------------------------------------------------------------------ requests
 
-    def submit(self, payload: bytes, deadline: float) -> CallTicket:
+    def submit(self, payload: bytes, deadline: float, local: object = None) -> CallTicket:
         """Queue ``payload`` for the log; it goes to the leader with the next drain.
 
         Every payload submitted between two drains travels in one forwarded batch (or one
         ``propose_batch`` on the leader). The ticket fails with ``TimeoutError`` at
         ``deadline`` (``time.monotonic()`` seconds) if nothing happened by then, so callers
-        need no cancel scope per call.
+        need no cancel scope per call. ``local`` is handed to the apply callback with the
+        entry this payload became.
         """
-        ticket = CallTicket(payload, deadline)
+        ticket = CallTicket(payload, deadline, local)
         self._submitted.append(ticket)
-        self._counter += 1
-        heapq.heappush(self._deadlines, (deadline, self._counter, ticket))
+        in_order = self._in_order
+        if not in_order or in_order[-1].deadline <= deadline:
+            in_order.append(ticket)
+        else:
+            self._counter += 1
+            heapq.heappush(self._deadlines, (deadline, self._counter, ticket))
         if len(self._submitted) >= _EAGER_BATCH:
             self._flush_eagerly()
         self.kick()
         return ticket
 
     async def _expiry_loop(self) -> None:
-        deadlines = self._deadlines
         while True:
             await anyio.sleep(_EXPIRY_PERIOD)
-            now = time.monotonic()
-            while deadlines and deadlines[0][0] <= now:
-                ticket = heapq.heappop(deadlines)[2]
-                if not ticket.done:
-                    ticket.fail(TimeoutError("no outcome before the deadline"))
+            self._expire_tickets(time.monotonic())
+
+    def _expire_tickets(self, now: float) -> None:
+        """Fail tickets past their deadline; let go of finished ones so they can be freed.
+
+        Most tickets arrive in deadline order (a FIFO, dropped from the front once done);
+        the few that do not wait in a heap until their deadline.
+        """
+        in_order = self._in_order
+        while in_order:
+            ticket = in_order[0]
+            if not ticket.done:
+                if ticket.deadline > now:
+                    break
+                ticket.fail(TimeoutError("no outcome before the deadline"))
+            in_order.popleft()
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            ticket = heapq.heappop(deadlines)[2]
+            if not ticket.done:
+                ticket.fail(TimeoutError("no outcome before the deadline"))
 
     def _flush_submissions(self) -> None:
         tickets = [t for t in self._submitted if not t.done]  # an expired ticket stays unsent
@@ -577,6 +631,11 @@ class RaftRuntime:
         for request_id, candidate in list(self._reads.items()):
             if candidate is pending:
                 del self._reads[request_id]
+
+    @property
+    def pending_tickets(self) -> int:
+        """Call tickets still watched for their deadline (finished ones leave within a sweep)."""
+        return len(self._in_order) + len(self._deadlines)
 
     @property
     def is_leader(self) -> bool:

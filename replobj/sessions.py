@@ -75,16 +75,21 @@ class SessionTable:
         """The client ids that currently have a session."""
         return frozenset(self._sessions)
 
-    def begin(self, cmd: Command) -> CommandOutcome | None:
+    def begin(self, cmd: Command, timestamp: float | None = None) -> CommandOutcome | None:
         """Account for ``cmd`` before it runs; say whether it must run.
 
         Advances leader time, expires idle sessions and opens or touches the client's.
 
+        :param cmd: the command about to be applied.
+        :param timestamp: its leader timestamp when it differs from ``cmd.timestamp``
+            (a command object built before the leader stamped its payload).
         :returns: ``None`` if the method must run (then call :meth:`record`), else the
             outcome to report without running it (kept outcome, or a stale error).
         """
-        self._now = max(self._now, cmd.timestamp)
-        self._expire()
+        stamp = cmd.timestamp if timestamp is None else timestamp
+        if stamp > self._now:
+            self._now = stamp
+            self._expire()
         session = self._sessions.get(cmd.client_id)
         if session is None:
             session = _Session(cmd.lowest_pending, self._now, {})
@@ -93,8 +98,7 @@ class SessionTable:
             session.last_active = self._now
             self._sessions.move_to_end(cmd.client_id)
             if cmd.lowest_pending > session.lowest_pending:
-                session.lowest_pending = cmd.lowest_pending
-                _forget_acknowledged(session)
+                _forget_acknowledged(session, cmd.lowest_pending)
         if cmd.seq < session.lowest_pending:
             error = StaleCommandError(
                 f"call {cmd.seq} of client {cmd.client_id.hex()} ({cmd.call}) was already "
@@ -158,18 +162,20 @@ class SessionTable:
         return table
 
 
-def _forget_acknowledged(session: _Session) -> None:
-    """Drop kept outcomes below ``lowest_pending`` from the front (mostly seq order).
+def _forget_acknowledged(session: _Session, lowest_pending: int) -> None:
+    """Raise ``session.lowest_pending`` and drop the kept outcomes below it.
 
-    Outcomes recorded out of order may linger behind a higher one; they can never be
-    returned (their seq is below ``lowest_pending``) and are not exported.
+    Every kept outcome is at or above the old ``lowest_pending`` (a call below it is
+    never recorded), so only the sequence numbers in between need looking at.
     """
     outcomes = session.outcomes
-    while outcomes:
-        first = next(iter(outcomes))
-        if first >= session.lowest_pending:
-            return
-        del outcomes[first]
+    below = range(session.lowest_pending, lowest_pending)
+    session.lowest_pending = lowest_pending
+    if len(below) <= len(outcomes):
+        for seq in below:
+            outcomes.pop(seq, None)
+    else:
+        session.outcomes = {seq: o for seq, o in outcomes.items() if seq >= lowest_pending}
 
 
 def _portable(outcome: CommandOutcome) -> bytes:

@@ -14,8 +14,11 @@ Decisions:
   keeps serving); a mismatch means the nodes are misconfigured and may diverge, so the
   runtime should log it loudly;
 - commands never run as local queries (:meth:`StateMachine.run_query` refuses them);
-- command payloads are always decoded, also on the leader: the pickle round trip is
-  what keeps a caller who mutates an argument after the call from changing one replica.
+- command payloads are decoded, except when the node that encoded one passes the
+  command object it encoded (``local``): the node does so only for commands whose
+  arguments are immutable (:func:`~replobj.command.has_immutable_arguments`), so a
+  caller who mutates an argument after the call cannot change one replica only; any
+  other argument goes through the pickle round trip, as on every other replica.
 
 Snapshot layout: one format tag byte (``SNAPSHOT_TAG``) then a pickle (protocol 5) of a
 dict holding the applied index/term, the session table and each object's state
@@ -36,7 +39,7 @@ from typing import Any, TypeVar
 
 import cloudpickle  # type: ignore[import-untyped]
 
-from .command import Command, CommandOutcome, decode_commands
+from .command import Command, CommandOutcome, decode_commands, payload_timestamp
 from .entry_context import run_in_entry
 from .errors import (
     ApplyOrderError,
@@ -152,9 +155,16 @@ class StateMachine:
         """Close attaching; called when the node starts."""
         self._frozen = True
 
-    def apply(self, entry: Entry) -> ApplyOutcome:
+    def apply(self, entry: Entry, local: Command | None = None) -> ApplyOutcome:
         """Apply the next committed entry.
 
+        :param entry: the entry.
+        :param local: the command whose payload (once stamped by the leader) is
+            ``entry.payload``, when this node encoded it and knows the entry is that
+            payload (same index and term as its proposal). It is applied without decoding
+            the payload, with the entry's timestamp. Pass it only if its arguments cannot
+            have changed since it was encoded (see
+            :func:`~replobj.command.has_immutable_arguments`).
         :raises ~replobj.errors.ApplyOrderError: if ``entry`` does not directly follow
             :attr:`applied_index` (nothing is applied then).
         """
@@ -167,11 +177,15 @@ class StateMachine:
         outcome: ApplyOutcome
         if entry.kind is EntryKind.COMMAND:
             try:
-                commands = decode_commands(entry.payload)
+                if local is not None:
+                    result = self._apply_command(local, entry, payload_timestamp(entry.payload))
+                    results: tuple[CommandOutcome, ...] = (result,)
+                else:
+                    commands = decode_commands(entry.payload)
+                    results = tuple([self._apply_command(cmd, entry, None) for cmd in commands])
             except CorruptCommandError as exc:
                 outcome = ApplyOutcome(entry.index, entry.term, entry.kind, error=exc)
             else:
-                results = tuple([self._apply_command(cmd, entry) for cmd in commands])
                 outcome = ApplyOutcome(entry.index, entry.term, entry.kind, results)
         else:
             outcome = ApplyOutcome(entry.index, entry.term, entry.kind)
@@ -179,8 +193,8 @@ class StateMachine:
         self._applied_term = entry.term
         return outcome
 
-    def _apply_command(self, cmd: Command, entry: Entry) -> CommandOutcome:
-        kept = self._sessions.begin(cmd)
+    def _apply_command(self, cmd: Command, entry: Entry, timestamp: float | None) -> CommandOutcome:
+        kept = self._sessions.begin(cmd, timestamp)
         if kept is not None:
             return kept
         try:

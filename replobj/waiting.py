@@ -3,11 +3,58 @@
 from __future__ import annotations
 
 import heapq
+from asyncio import Future
+from asyncio import _get_running_loop as _running_asyncio_loop
 from typing import Generic, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 T = TypeVar("T")
+
+
+class Flag:
+    """Set once; wakes the tasks waiting for it. The hot-path replacement of ``anyio.Event``.
+
+    Nothing is allocated until a task waits while the flag is not set. On asyncio a
+    waiter costs one bare future (an ``anyio.Event`` costs four objects and a lock on its
+    first wait); on other backends it falls back to an ``anyio.Event``.
+    """
+
+    __slots__ = ("_waiters", "is_set")
+
+    def __init__(self) -> None:
+        self.is_set = False
+        self._waiters: list[Future[None] | anyio.Event] | None = None
+
+    def set(self) -> None:
+        """Set the flag and wake every waiting task (no effect if already set)."""
+        if self.is_set:
+            return
+        self.is_set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if isinstance(waiter, Future):
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                waiter.set()
+
+    async def wait(self) -> None:
+        """Return once the flag is set."""
+        if self.is_set:
+            await anyio.lowlevel.checkpoint()
+            return
+        loop = _running_asyncio_loop()
+        waiter: Future[None] | anyio.Event = anyio.Event() if loop is None else loop.create_future()
+        if self._waiters is None:
+            self._waiters = [waiter]
+        else:
+            self._waiters.append(waiter)
+        if isinstance(waiter, Future):
+            await waiter
+        else:
+            await waiter.wait()
 
 
 class Pending(Generic[T]):
