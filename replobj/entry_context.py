@@ -3,11 +3,13 @@
 Commands must be deterministic: every replica applies the same entries in the same
 order and must reach the same state. Instead of reading the local clock a command
 asks :func:`current_entry` for the entry's index, term and the timestamp the leader
-assigned when it proposed the command; these are identical on every replica.
+assigned when it proposed the command, and draws random numbers from
+:meth:`EntryInfo.random`; these are identical on every replica.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -32,6 +34,15 @@ class EntryInfo:
     index: LogIndex
     term: Term
     timestamp: float
+
+    def random(self) -> random.Random:
+        """A random generator seeded from this entry: the same numbers on every replica.
+
+        Use it instead of :mod:`random` inside commands (shuffles, tie-breaks, ids). Each
+        call returns a fresh generator with the same seed, so draw everything a command
+        needs from one. Not for secrets: anyone who sees the entry can predict it.
+        """
+        return random.Random(f"replobj-entry:{self.term}:{self.index}:{self.timestamp!r}")
 
 
 _Position = tuple[LogIndex, Term, float]

@@ -41,6 +41,10 @@ class Counter:
         info = current_entry()
         return info.index, info.term, info.timestamp
 
+    def draw(self) -> list[int]:
+        rng = current_entry().random()
+        return [rng.randrange(1_000_000) for _ in range(3)]
+
     def bad_result(self) -> None:
         raise TwoArgumentError(1, 2)
 

@@ -18,7 +18,7 @@ def test_public_methods_are_commands_and_queries_are_marked() -> None:
     spec = spec_of(Counter)
     assert spec == ObjectSpec(
         f"{Counter.__module__}.Counter",
-        frozenset({"incr", "fail", "stamp", "bad_result"}),
+        frozenset({"incr", "fail", "stamp", "draw", "bad_result"}),
         frozenset({"get"}),
     )
     assert spec.is_command("incr")

@@ -192,6 +192,19 @@ def test_current_entry_timestamp_never_goes_back() -> None:
     assert _only(machine.apply(log.command(later_leader_behind)).commands).result()[2] == 100.0
 
 
+def test_entry_random_numbers_are_the_same_on_every_replica_and_differ_per_entry() -> None:
+    draws = []
+    for _replica in range(2):
+        machine, _, _ = _machine()
+        log = Log()
+        first = machine.apply(log.command(call("counter", "draw", seq=1, at=100.0)))
+        second = machine.apply(log.command(call("counter", "draw", seq=2, at=100.0)))
+        draws.append((_only(first.commands).result(), _only(second.commands).result()))
+    assert draws[0] == draws[1]
+    assert draws[0][0] != draws[0][1]
+    assert EntryInfo(5, 2, 1.5).random().random() == EntryInfo(5, 2, 1.5).random().random()
+
+
 def test_run_query_refuses_commands_and_unknown_methods() -> None:
     machine, _, _ = _machine()
     with pytest.raises(NotAQueryError, match="is a command"):
