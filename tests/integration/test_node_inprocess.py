@@ -117,10 +117,12 @@ async def test_members_join_and_leave_while_serving(tmp_path: Path) -> None:
             await cluster.proxies[leader].add(f"a{i}")
         await cluster.start("n3", join=True)
         await cluster.nodes["n1"].add_member("n3", cluster.addresses["n3"])
-        assert "n3" in cluster.nodes[leader].status().voters
+        assert "n3" in cluster.nodes["n1"].status().voters  # add_member's promise, on n1
+        await cluster.wait_until(lambda: "n3" in cluster.nodes[leader].status().voters)
         await cluster.nodes["n3"].read_barrier()
-        assert cluster.nodes["n3"].directory.addresses == cluster.nodes["n0"].directory.addresses
         assert set(cluster.nodes["n3"].directory.addresses) == {"n0", "n1", "n2", "n3"}
+        await cluster.nodes["n0"].read_barrier()
+        assert cluster.nodes["n3"].directory.addresses == cluster.nodes["n0"].directory.addresses
         await cluster.proxies["n3"].add("from-n3")
         await cluster.nodes["n3"].remove_member(leader)
         removed = cluster.nodes[leader]
