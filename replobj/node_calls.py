@@ -1,0 +1,200 @@
+"""The call path of a :class:`~replobj.node.Node`: commands through the log, and reads.
+
+:class:`NodeCalls` is a base class of ``Node`` rather than a helper object so that a
+call costs no extra indirection; ``Node.__init__`` sets the state it declares.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from typing import Any
+
+import anyio
+
+from . import errors
+from .command import Command, encode_command
+from .raft.types import ClusterConfig, NodeId
+from .runtime import RaftRuntime
+from .runtime_options import RuntimeOptions
+from .statemachine import ApplyOutcome
+
+
+class NodeCalls:
+    """Commands and linearizable reads of one node, with the client session they use."""
+
+    id: NodeId
+    call_timeout: float
+    transport_kind: str
+    max_command_bytes: int
+    diverged: dict[str, errors.ClassMismatchError]
+    _runtime: RaftRuntime | None
+    _options: RuntimeOptions
+    _client_id: bytes
+    _next_seq: int
+    _in_flight: set[int]
+    _in_flight_heap: list[int]
+    _restarted: bool
+    _member_of: ClusterConfig | None
+
+    @property
+    def runtime(self) -> RaftRuntime:
+        """The running runtime.
+
+        :raises ~replobj.errors.NodeStoppedError: if the node is not running.
+        """
+        if self._runtime is None:
+            raise errors.NodeStoppedError(
+                f"node {self.id!r} is not running; use `async with node:` or await node.start()"
+            )
+        return self._runtime
+
+    async def local_read_ready(self) -> None:
+        """Before the first local read after a restart, catch up past what was served before.
+
+        A restarted node rebuilds its state from its snapshot and log, so until it has
+        applied what the cluster had committed its local state may be older than what it
+        served before the restart; one ReadIndex barrier closes that gap (local reads never
+        go backwards on a node).
+        """
+        if self._restarted:
+            await self.read_barrier()
+            self._restarted = False
+
+    def _check_member(self) -> None:
+        raft = self.runtime.raft
+        config = raft.config
+        if config is self._member_of:
+            return
+        if self.id in config.members:
+            self._member_of = config
+        elif config.members and raft.config_committed:
+            raise errors.NodeRemovedError(
+                f"node {self.id!r} was removed from the cluster (members: "
+                f"{', '.join(sorted(config.members))}); stop it, or add it back from a member"
+            )
+
+    def check_object(self, name: str) -> None:
+        """Refuse calls on an object whose replica here has diverged (a class mismatch).
+
+        :raises ~replobj.errors.ClassMismatchError: if a command for ``name`` could not be
+            applied here because another node attached a different class under ``name``.
+        """
+        error = self.diverged.get(name)
+        if error is not None:
+            raise errors.ClassMismatchError(str(error))
+
+    def new_command(
+        self, name: str, class_name: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Command, bytes]:
+        """Build and encode the next command of this node's client session.
+
+        Pass the command to :meth:`submit` as ``local`` only if
+        :func:`~replobj.command.has_immutable_arguments` holds for it.
+
+        :raises ~replobj.errors.UnpicklableArgumentError: if an argument cannot be pickled.
+        """
+        self._next_seq += 1
+        seq = self._next_seq
+        lowest = self._lowest_in_flight(seq)
+        cmd = Command(
+            self._client_id,
+            seq,
+            name,
+            class_name,
+            method,
+            args,
+            dict(kwargs) if kwargs else {},
+            lowest_pending=lowest,
+        )
+        payload = encode_command(cmd)
+        if len(payload) > self.max_command_bytes:
+            raise errors.CommandTooLargeError(
+                f"{name}.{method} encodes to {len(payload)} bytes but the {self.transport_kind} "
+                f"transport carries at most {self.max_command_bytes}; pass smaller arguments"
+            )
+        self._in_flight.add(seq)
+        heapq.heappush(self._in_flight_heap, seq)
+        return cmd, payload
+
+    def finish_command(self, seq: int) -> None:
+        """The caller received the outcome of ``seq`` (it may be forgotten by the sessions)."""
+        self._in_flight.discard(seq)
+
+    def _lowest_in_flight(self, seq: int) -> int:
+        heap = self._in_flight_heap
+        while heap and heap[0] not in self._in_flight:
+            heapq.heappop(heap)
+        return heap[0] if heap else seq
+
+    async def submit(
+        self, seq: int, payload: bytes, timeout: float | None, local: Command | None = None
+    ) -> ApplyOutcome:
+        """Get ``payload`` applied through the leader; the outcome is this replica's.
+
+        Retries (same payload, hence same client sequence number: applied at most once)
+        across leader changes until ``timeout``. ``local``, the command encoded in
+        ``payload``, is applied here instead of the decoded payload; pass it only when
+        its arguments are immutable (:func:`~replobj.command.has_immutable_arguments`).
+
+        :raises ~replobj.errors.CallTimeoutError: if not applied in time.
+        :raises ~replobj.errors.NodeRemovedError: if this node is no longer a member.
+        """
+        limit = timeout or self.call_timeout
+        deadline = time.monotonic() + limit
+        attempt = 2 * self._options.election_timeout
+        reached_log = False
+        try:
+            self._check_member()
+            while (now := time.monotonic()) < deadline:
+                ticket = self.runtime.submit(payload, min(deadline, now + attempt), local)
+                await ticket.wait()
+                # Unknown once a leader may have appended it: sent and not explicitly refused.
+                reached_log = reached_log or (ticket.sent and not ticket.refused)
+                if ticket.applied and isinstance(ticket.result, ApplyOutcome):
+                    return ticket.result
+                if isinstance(ticket.error, errors.RaftRefusedError):
+                    await self._wait_role_change()
+                self._check_member()
+        finally:
+            self.finish_command(seq)
+        raise errors.CallTimeoutError(
+            f"the call did not complete within {limit:.1f}s "
+            + (
+                "(a leader may have appended it: it may still apply, at most once)"
+                if reached_log
+                else "(no leader appended it: it did not and will not apply)"
+            ),
+            outcome_known=not reached_log,
+        )
+
+    async def _wait_role_change(self) -> None:
+        with anyio.move_on_after(self._options.heartbeat_interval * 2):
+            await self.runtime.role_changed.wait()
+
+    async def read_barrier(self, timeout: float | None = None) -> None:
+        """Wait until this replica reflects every write committed before the call (ReadIndex).
+
+        :raises ~replobj.errors.CallTimeoutError: if no leader confirmed a read in time.
+        """
+        self._check_member()
+        limit = timeout or self.call_timeout
+        with anyio.move_on_after(limit):
+            while True:
+                runtime = self.runtime
+                try:
+                    pending = runtime.read_index()
+                except (errors.NoLeaderError, errors.NotLeaderError):
+                    await self._wait_role_change()
+                    continue
+                with anyio.move_on_after(2 * self._options.election_timeout):
+                    try:
+                        index = await pending.wait()
+                    except errors.ReadFailedError:
+                        continue
+                    await runtime.applied.wait_for(index)
+                    return
+                runtime.forget(pending)
+        raise errors.CallTimeoutError(
+            f"no leader confirmed a linearizable read within {limit:.1f}s", outcome_known=True
+        )

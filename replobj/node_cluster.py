@@ -1,0 +1,210 @@
+"""Cluster operations of a :class:`~replobj.node.Node`: status, leadership, membership, snapshots.
+
+Membership changes go through the replicated :class:`~replobj.directory.ClusterDirectory`
+(so every member learns the new addresses from the log); on the leader, a background
+loop moves the Raft configuration one step at a time toward what the directory asks,
+and on every node it keeps the transport's address book in line with the directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from . import errors
+from .directory import DIRECTORY_NAME, ClusterDirectory
+from .node_calls import NodeCalls
+from .node_status import NodeStatus, PeerLag
+from .raft.types import NodeId, Role
+from .replicated import spec_of
+from .runtime import RaftRuntime
+from .statemachine import StateMachine
+from .transport.base import Address, Transport
+
+logger = logging.getLogger("replobj")
+
+
+def parse_address(address: str) -> Address:
+    """``"host:port"`` → ``(host, port)``; IPv6 hosts in brackets (``"[::1]:7001"``).
+
+    :raises ValueError: if the address has no valid port.
+    """
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"expected 'host:port', got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+class ClusterOperations(NodeCalls):
+    """What a node does to and reports about the cluster as a whole (a base of ``Node``)."""
+
+    peers: dict[NodeId, str]
+    statemachine: StateMachine
+    directory: ClusterDirectory
+    _transport: Transport | None
+    _tasks_group: anyio.abc.TaskGroup | None
+    _registering: bool
+
+    def status(self) -> NodeStatus:
+        """Role, term, leader, members, commit/applied indexes and, on the leader, peer lag."""
+        raft = self.runtime.raft
+        status = raft.status()
+        peers = {
+            peer: PeerLag(p.match_index, status.last_index - p.match_index, p.state)
+            for peer, p in status.peers.items()
+        }
+        return NodeStatus(
+            id=self.id,
+            role=status.role.value,
+            term=status.term,
+            leader=status.leader,
+            voters=tuple(sorted(status.config.voters)),
+            learners=tuple(sorted(status.config.learners)),
+            commit_index=status.commit_index,
+            applied_index=self.statemachine.applied_index,
+            last_index=status.last_index,
+            snapshot_index=status.snapshot_index,
+            peers=peers,
+            snapshot_error=self.runtime.snapshot_error,
+        )
+
+    async def wait_for_leader(self, timeout: float | None = None) -> NodeId:
+        """The leader's id, once one is known.
+
+        :raises ~replobj.errors.CallTimeoutError: if none is elected in time.
+        """
+        limit = timeout or self.call_timeout
+        with anyio.move_on_after(limit):
+            while self.runtime.raft.leader is None:
+                await self._wait_role_change()
+            leader = self.runtime.raft.leader
+            assert leader is not None
+            return leader
+        raise errors.CallTimeoutError(f"no leader elected within {limit:.1f}s", outcome_known=True)
+
+    async def add_member(
+        self, node_id: NodeId, address: str, *, timeout: float | None = None
+    ) -> None:
+        """Add ``node_id`` (listening at ``address``); returns once it is a voter.
+
+        The node must be started with ``join=True``. It first replicates as a learner and
+        is promoted automatically once caught up (joint consensus).
+
+        :raises ~replobj.errors.CallTimeoutError: if it did not become a voter in time (it
+            stays scheduled: it is promoted as soon as it catches up).
+        """
+        parse_address(address)
+        await self._directory_call("add_member", (node_id, address), timeout)
+        await self._wait_config(
+            lambda c: node_id in c.voters and not c.is_joint,
+            timeout,
+            f"{node_id!r} to become a voter",
+        )
+
+    async def remove_member(self, node_id: NodeId, *, timeout: float | None = None) -> None:
+        """Remove ``node_id`` (any member, the leader included); returns once it is out."""
+        await self._directory_call("remove_member", (node_id,), timeout)
+        await self._wait_config(
+            lambda c: node_id not in c.members and not c.is_joint, timeout, f"{node_id!r} to leave"
+        )
+
+    async def transfer_leadership(self, to: NodeId | None = None) -> None:
+        """Ask the leader (this node) to hand over to ``to`` or the most caught-up voter.
+
+        :raises ~replobj.errors.NotLeaderError: if this node is not the leader.
+        """
+        runtime = self.runtime
+        refusal = runtime.raft.transfer_leadership(to)
+        if refusal is not None:
+            raise errors.error_for_refusal(refusal)
+        runtime.kick()
+        while runtime.is_leader:
+            await self._wait_role_change()
+
+    async def snapshot(self) -> int:
+        """Take a snapshot now and compact the log; returns the snapshot's index.
+
+        :raises ~replobj.errors.UnpicklableStateError: if an object's state cannot be
+            pickled (the node keeps its log and serves on).
+        """
+        meta = self.runtime.take_snapshot()
+        return meta.last_index if meta else self.runtime.raft.snapshot.last_index
+
+    def _addresses(self) -> dict[NodeId, str]:
+        return {**self.peers, **self.directory.addresses}
+
+    async def _directory_call(
+        self, method: str, args: tuple[Any, ...], timeout: float | None
+    ) -> None:
+        cls = spec_of(self.directory).class_name
+        cmd, payload = self.new_command(DIRECTORY_NAME, cls, method, args, {})
+        outcome = await self.submit(cmd.seq, payload, timeout)
+        for result in outcome.commands:
+            if result.client_id == cmd.client_id and result.seq == cmd.seq:
+                result.result()
+
+    async def _wait_config(self, done: Any, timeout: float | None, what: str) -> None:
+        limit = timeout or self.call_timeout * 3
+        with anyio.move_on_after(limit):
+            while not (done(self.runtime.raft.config) and self.runtime.raft.config_committed):
+                with anyio.move_on_after(self._options.heartbeat_interval):
+                    await self.runtime.role_changed.wait()
+            return
+        raise errors.CallTimeoutError(f"timed out waiting for {what}", outcome_known=False)
+
+    async def _reconcile_loop(self) -> None:
+        """Keep the transport's address book and (on the leader) the Raft config in line
+        with the replicated directory."""
+        known: dict[NodeId, str] = {}
+        while True:
+            await anyio.sleep(self._options.heartbeat_interval)
+            runtime = self.runtime
+            addresses = self._addresses()
+            if addresses != known and self._transport is not None:
+                known = addresses
+                self._transport.update_peers(
+                    {n: parse_address(a) for n, a in addresses.items() if n != self.id}
+                )
+            if runtime.raft.role is Role.LEADER:
+                self._register_addresses(runtime)
+                self._reconcile_membership(runtime)
+
+    def _register_addresses(self, runtime: RaftRuntime) -> None:
+        """Put the addresses of members the directory lacks into the log (first leader)."""
+        known = self.directory.addresses
+        missing = {
+            n: a
+            for n, a in self.peers.items()
+            if n in runtime.raft.config.members and n not in known
+        }
+        if missing and not self._registering and self._tasks_group is not None:
+            self._registering = True
+            self._tasks_group.start_soon(self._register, missing)
+
+    async def _register(self, addresses: dict[NodeId, str]) -> None:
+        try:
+            await self._directory_call("register", (addresses,), None)
+        except errors.ReplObjError as exc:
+            logger.warning("%s: could not register member addresses yet: %s", self.id, exc)
+        finally:
+            self._registering = False
+
+    def _reconcile_membership(self, runtime: RaftRuntime) -> None:
+        """Move the Raft configuration one step toward the directory's requests."""
+        directory = self.directory
+        config = runtime.raft.config
+        if config.is_joint or not runtime.raft.config_committed:
+            return
+        for node_id in sorted(set(directory.wanted()) - config.members):
+            if runtime.raft.add_member(node_id):
+                logger.info("%s: adding %s as a learner", self.id, node_id)
+                runtime.kick()
+            return
+        for node_id in sorted(directory.removed & config.members):
+            if runtime.raft.remove_member(node_id):
+                logger.info("%s: removing %s", self.id, node_id)
+                runtime.kick()
+            return

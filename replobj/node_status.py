@@ -1,0 +1,36 @@
+"""What :meth:`~replobj.node.Node.status` reports: :class:`NodeStatus` and :class:`PeerLag`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .raft.types import NodeId
+
+
+@dataclass(frozen=True, slots=True)
+class PeerLag:
+    """How far one member is behind the leader (known on the leader only)."""
+
+    match_index: int
+    lag: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """What :meth:`Node.status` reports."""
+
+    id: NodeId
+    role: str
+    term: int
+    leader: NodeId | None
+    voters: tuple[NodeId, ...]
+    learners: tuple[NodeId, ...]
+    commit_index: int
+    applied_index: int
+    last_index: int
+    snapshot_index: int
+    peers: dict[NodeId, PeerLag]
+    snapshot_error: str | None = None
+    """Why the last snapshot failed (e.g. an object's state cannot be pickled), or ``None``;
+    the node keeps its log and serves on, and tries again after ``snapshot_entries`` more."""

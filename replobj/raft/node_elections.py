@@ -1,0 +1,136 @@
+"""Elections (§5.2), pre-vote (thesis §9.6), role changes and leadership transfer (thesis §3.10)."""
+
+from __future__ import annotations
+
+from .messages import RequestVote, RequestVoteReply, TimeoutNow
+from .node_state import NodeState
+from .types import Entry, EntryKind, NodeId, Role, Term
+
+
+class Elections(NodeState):
+    """Becoming a candidate, voting, winning, stepping down, and handing leadership over."""
+
+    def _start_pre_vote(self) -> None:
+        """Ask whether an election could be won before disturbing anyone (thesis §9.6)."""
+        self.role = Role.PRE_CANDIDATE
+        self.leader = None
+        self._votes = {self.id}
+        self._reset_timer()
+        if self.config.has_quorum(self._votes):
+            self._campaign(transfer=False)
+            return
+        request = RequestVote(
+            self.term + 1, self.id, self.last_index, self.last_term, pre_vote=True
+        )
+        for voter in sorted(self.config.all_voters - {self.id}):
+            self._send(voter, request)
+
+    def _campaign(self, *, transfer: bool) -> None:
+        """Start an election for the next term, voting for ourselves (§5.2)."""
+        self._step_down_cleanup()
+        self.role = Role.CANDIDATE
+        self.term += 1
+        self.voted_for = self.id
+        self.leader = None
+        self._leader_alive = False
+        self._save_hard_state()
+        self._votes = {self.id}
+        self._reset_timer()
+        if self.config.has_quorum(self._votes):
+            self._become_leader()
+            return
+        request = RequestVote(
+            self.term, self.id, self.last_index, self.last_term, transfer=transfer
+        )
+        for voter in sorted(self.config.all_voters - {self.id}):
+            self._send(voter, request)
+
+    def _on_request_vote(self, m: RequestVote) -> None:
+        """Grant or deny a (pre-)vote (§5.2, §5.4.1; thesis §4.2.3 and §9.6)."""
+        up_to_date = self._log.is_up_to_date(m.last_log_index, m.last_log_term)
+        if m.pre_vote:
+            granted = m.term > self.term and up_to_date and not self._leader_alive
+            if self.role is Role.LEADER:
+                granted = False
+            reply_term = m.term if granted else self.term
+            self._send(m.sender, RequestVoteReply(reply_term, self.id, granted, pre_vote=True))
+            return
+        if m.term > self.term:
+            sticky = self._leader_alive or self.role is Role.LEADER
+            if sticky and not m.transfer:
+                return
+            self._become_follower(m.term, None)
+        granted = m.term == self.term and self.voted_for in (None, m.sender) and up_to_date
+        if granted:
+            self.voted_for = m.sender
+            self._save_hard_state()
+            self._reset_timer()
+        self._send(m.sender, RequestVoteReply(self.term, self.id, granted))
+
+    def _on_vote_reply(self, m: RequestVoteReply) -> None:
+        if m.pre_vote:
+            if self.role is Role.PRE_CANDIDATE and m.granted and m.term == self.term + 1:
+                self._votes.add(m.sender)
+                if self.config.has_quorum(self._votes):
+                    self._campaign(transfer=False)
+            return
+        if self.role is Role.CANDIDATE and m.term == self.term and m.granted:
+            self._votes.add(m.sender)
+            if self.config.has_quorum(self._votes):
+                self._become_leader()
+
+    def _become_follower(self, term: Term, leader: NodeId | None) -> None:
+        if leader != self.leader or term > self.term:
+            self._verified_index = 0
+            self._leader_seq = 0
+            self._fail_forwarded_reads("the leader changed")
+        if term > self.term:
+            self.term = term
+            self.voted_for = None
+            self._save_hard_state()
+        if self.role is Role.LEADER:
+            self._step_down_cleanup()
+        self.role = Role.FOLLOWER
+        self.leader = leader
+        self._reset_timer()
+
+    def _become_leader(self) -> None:
+        """Won the election (§5.2): take over replication and append a no-op (§8)."""
+        self.role = Role.LEADER
+        self.leader = self.id
+        self._leader_alive = True
+        self._fail_forwarded_reads("this node became leader")
+        self._progress = {}
+        self._sync_progress()
+        self._ticks = 0
+        self._transfer_to = None
+        self._reset_timer()
+        self._term_start = self.last_index + 1
+        self._append_own([Entry(self.term, self.last_index + 1, EntryKind.NOOP)])
+
+    def _step_down_cleanup(self) -> None:
+        """Leave leadership: fail reads that can no longer be confirmed."""
+        if self.role is not Role.LEADER:
+            return
+        self._flush_own_appends()
+        for read in self._reads.drain():
+            self._answer_read(read, None)
+        self._progress = {}
+        self._transfer_to = None
+        self._must_broadcast = False
+        self._leader_alive = False
+
+    # ------------------------------------------------------------------ transfer (thesis §3.10)
+
+    def _maybe_send_timeout_now(self) -> None:
+        target = self._transfer_to
+        if target is None or self.role is not Role.LEADER:
+            return
+        progress = self._progress.get(target)
+        if progress is None:
+            self._transfer_to = None
+            return
+        if progress.match_index >= self.last_index:
+            self._send(target, TimeoutNow(self.term, self.id))
+        else:
+            self._send_append(target)

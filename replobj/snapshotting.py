@@ -1,0 +1,157 @@
+"""Snapshots for the runtime: taken locally, streamed to lagging followers, installed on receipt.
+
+A snapshot is taken when the log since the last one passes
+:attr:`~replobj.runtime_options.RuntimeOptions.snapshot_entries`; it is sent in chunks
+read back from storage, and a received one is staged chunk by chunk and installed
+atomically (the commit runs in a worker thread so the event loop keeps running).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+import anyio
+
+from . import errors
+from .raft import actions as act
+from .raft.messages import InstallSnapshot as InstallSnapshotMessage
+from .raft.node import RaftNode
+from .raft.types import LogIndex, SnapshotMeta
+from .runtime_options import RuntimeOptions
+from .storage.protocol import SnapshotWriter, Storage
+from .transport.base import Transport
+from .waiting import IndexWaiters
+
+logger = logging.getLogger("replobj")
+
+
+class Snapshotter(Protocol):
+    """What the runtime needs from the state machine to take and install snapshots."""
+
+    def snapshot(self) -> bytes:
+        """Serialise the whole applied state."""
+        ...
+
+    def restore(self, data: bytes) -> None:
+        """Replace the applied state with ``data`` (from :meth:`snapshot` on some replica)."""
+        ...
+
+
+class SnapshotKeeper:
+    """The runtime's snapshot duties, against the same core, storage and transport.
+
+    :param raft: the core.
+    :param storage: the node's durable store (it holds the current snapshot).
+    :param transport: where snapshot chunks are sent.
+    :param snapshotter: the state machine's snapshot/restore.
+    :param options: the snapshot threshold and chunk size.
+    :param applied: the runtime's applied index, advanced past an installed snapshot.
+    :param kick: asks the runtime to drain the core's actions soon.
+    """
+
+    def __init__(
+        self,
+        raft: RaftNode,
+        storage: Storage,
+        transport: Transport,
+        snapshotter: Snapshotter,
+        options: RuntimeOptions,
+        applied: IndexWaiters,
+        kick: Callable[[], None],
+    ) -> None:
+        self._raft = raft
+        self._storage = storage
+        self._transport = transport
+        self._snapshotter = snapshotter
+        self._options = options
+        self._applied = applied
+        self._kick = kick
+        self._incoming: SnapshotWriter | None = None
+        self._retry_at: LogIndex = 0
+        self.error: str | None = None
+        """Why the last snapshot failed (an object's state could not be pickled), or ``None``."""
+
+    def take_if_due(self) -> None:
+        """Take a snapshot if enough entries were applied since the last one (or failed one)."""
+        raft = self._raft
+        applied = raft.applied_index
+        if applied - raft.snapshot.last_index < self._options.snapshot_entries:
+            return
+        if applied < self._retry_at:
+            return
+        try:
+            self.take()
+        except errors.UnpicklableStateError as exc:
+            self._retry_at = applied + self._options.snapshot_entries
+            logger.error(
+                "%s could not take a snapshot at index %d, keeping the log and trying again "
+                "after %d more entries: %s",
+                raft.id,
+                applied,
+                self._options.snapshot_entries,
+                exc,
+            )
+
+    def take(self) -> SnapshotMeta | None:
+        """Snapshot the state machine at the applied index and compact the log.
+
+        :raises ~replobj.errors.UnpicklableStateError: if an object's state cannot be
+            pickled; the log is kept and :attr:`error` says why.
+        """
+        raft = self._raft
+        applied = raft.applied_index
+        if applied <= raft.snapshot.last_index:
+            return None
+        meta = raft.snapshot_meta_for(applied)
+        try:
+            data = self._snapshotter.snapshot()
+        except errors.UnpicklableStateError as exc:
+            self.error = str(exc)
+            raise
+        self.error = None
+        writer = self._storage.begin_snapshot(meta)
+        chunk = self._options.snapshot_chunk_bytes
+        for offset in range(0, len(data), chunk):
+            writer.write_chunk(offset, data[offset : offset + chunk])
+        writer.commit(keep_log=True)
+        raft.handle_snapshot_taken(meta)
+        self._kick()
+        logger.info("%s took a snapshot at index %d (%d bytes)", raft.id, applied, len(data))
+        return meta
+
+    def send_chunk(self, action: act.SendSnapshotChunk) -> None:
+        """Send the requested chunk of the stored snapshot, unless a newer one replaced it."""
+        storage = self._storage
+        if storage.snapshot_meta() != action.meta:
+            return
+        data = storage.read_snapshot_chunk(action.offset, action.max_bytes)
+        done = action.offset + len(data) >= storage.snapshot_size()
+        message = InstallSnapshotMessage(
+            action.term, action.sender, action.meta, action.offset, data, done, action.seq
+        )
+        self._transport.send(action.to, message)
+
+    def stage_chunk(self, action: act.WriteSnapshotChunk) -> None:
+        """Write a received chunk; a first chunk or another snapshot starts a new one."""
+        writer = self._incoming
+        if action.offset == 0 or writer is None or writer.meta != action.meta:
+            writer = self._incoming = self._storage.begin_snapshot(action.meta)
+        writer.write_chunk(action.offset, action.data)
+
+    async def install(self, action: act.InstallSnapshot) -> None:
+        """Commit the staged snapshot and restore the state machine from it."""
+        writer = self._incoming
+        if writer is None or writer.meta != action.meta:
+            return
+        self._incoming = None
+        await anyio.to_thread.run_sync(lambda: writer.commit(keep_log=action.keep_log))
+        storage = self._storage
+        size = storage.snapshot_size()
+        data = storage.read_snapshot_chunk(0, size)
+        self._snapshotter.restore(data)
+        self._raft.handle_snapshot_installed(action.meta)
+        self._applied.advance(action.meta.last_index)
+        logger.info("%s installed a snapshot at index %d", self._raft.id, action.meta.last_index)
+        self._kick()

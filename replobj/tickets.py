@@ -1,0 +1,236 @@
+"""Call tickets: a submitted payload followed from submission to its outcome on this node.
+
+:class:`TicketDesk` is the half of :class:`~replobj.runtime.RaftRuntime` that hands
+out tickets: it batches submissions for the leader, matches the proposals the leader
+reports to their tickets, resolves them as their entries apply, and fails them at
+their deadline. It is a base class rather than a helper object so that the per-call
+path costs no extra call.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+import anyio
+
+from . import errors
+from .raft.node import RaftNode
+from .raft.types import Entry, LogIndex, ProposalId, Refusal, RefusalReason
+from .waiting import Flag, IndexWaiters
+
+_EAGER_BATCH = 128
+"""Submissions that make the runtime send a batch at once rather than at its next drain."""
+
+_EXPIRY_PERIOD = 0.02
+"""Seconds between sweeps that fail call tickets past their deadline."""
+
+_RECENT_OUTCOMES = 4096
+"""Outcomes kept after applying, for callers whose proposal id arrives after the entry applied."""
+
+ApplyCallback = Callable[[Entry, object], object]
+"""Applies one committed entry (of any kind, in log order); its return value resolves
+the matching proposal. The second argument is the ``local`` object of the call ticket
+whose proposal is that entry (same index and term), else ``None``."""
+
+
+class CallTicket:
+    """One submitted command payload, from submission to its outcome on this node.
+
+    ``proposal`` is set once a leader appended it (it reached the log). The ticket is
+    done when the entry at that index was applied here (``applied`` tells whether it was
+    this payload or another entry that won the index), or when the leader refused it
+    (``error``).
+    """
+
+    __slots__ = (
+        "_done",
+        "applied",
+        "deadline",
+        "error",
+        "local",
+        "payload",
+        "proposal",
+        "refused",
+        "result",
+        "sent",
+    )
+
+    def __init__(self, payload: bytes, deadline: float, local: object = None) -> None:
+        self.payload = payload
+        self.deadline = deadline
+        self.local = local
+        """What the submitter knows of ``payload`` (passed to the apply callback)."""
+        self.sent = False
+        """Handed to the Raft core for a leader (it may have been appended from then on)."""
+        self.refused = False
+        """A leader (or this node) refused it: it was certainly not appended."""
+        self.proposal: ProposalId | None = None
+        self.applied = False
+        self.result: object = None
+        self.error: BaseException | None = None
+        self._done = Flag()
+
+    @property
+    def done(self) -> bool:
+        """Whether an outcome or an error is known."""
+        return self._done.is_set
+
+    def resolve(self, applied: bool, result: object) -> None:
+        """The entry at the ticket's index was applied here."""
+        if not self._done.is_set:
+            self.applied, self.result = applied, result
+            self._done.set()
+
+    def fail(self, error: BaseException) -> None:
+        """The payload was not appended (refused or the request was lost)."""
+        if not self._done.is_set:
+            self.error = error
+            self._done.set()
+
+    @property
+    def expired(self) -> bool:
+        """Done because its deadline passed (outcome unknown)."""
+        return isinstance(self.error, TimeoutError)
+
+    async def wait(self) -> None:
+        """Return once :attr:`done`."""
+        await self._done.wait()
+
+
+class TicketDesk:
+    """Submissions, proposals and deadlines of call tickets (a base of the runtime).
+
+    The runtime provides the core, the applied index, the apply callback, :meth:`kick`
+    and :meth:`_flush_eagerly`, and hands the core's proposal actions to
+    :attr:`_forwards` and :meth:`_register`.
+    """
+
+    raft: RaftNode
+    applied: IndexWaiters
+    _apply: ApplyCallback
+    kick: Callable[[], None]
+    _flush_eagerly: Callable[[], None]
+
+    def __init__(self) -> None:
+        self._proposals: dict[LogIndex, tuple[int, CallTicket]] = {}
+        self._submitted: list[CallTicket] = []
+        self._in_order: deque[CallTicket] = deque()
+        self._deadlines: list[tuple[float, int, CallTicket]] = []
+        self._counter = 0
+        self._forwards: dict[int, list[CallTicket]] = {}
+        self._next_request = 0
+        self._recent: OrderedDict[LogIndex, tuple[int, object]] = OrderedDict()
+
+    def submit(self, payload: bytes, deadline: float, local: object = None) -> CallTicket:
+        """Queue ``payload`` for the log; it goes to the leader with the next drain.
+
+        Every payload submitted between two drains travels in one forwarded batch (or one
+        ``propose_batch`` on the leader). The ticket fails with ``TimeoutError`` at
+        ``deadline`` (``time.monotonic()`` seconds) if nothing happened by then, so callers
+        need no cancel scope per call. ``local`` is handed to the apply callback with the
+        entry this payload became.
+        """
+        ticket = CallTicket(payload, deadline, local)
+        self._submitted.append(ticket)
+        in_order = self._in_order
+        if not in_order or in_order[-1].deadline <= deadline:
+            in_order.append(ticket)
+        else:
+            self._counter += 1
+            heapq.heappush(self._deadlines, (deadline, self._counter, ticket))
+        if len(self._submitted) >= _EAGER_BATCH:
+            self._flush_eagerly()
+        self.kick()
+        return ticket
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            await anyio.sleep(_EXPIRY_PERIOD)
+            self._expire_tickets(time.monotonic())
+
+    def _expire_tickets(self, now: float) -> None:
+        """Fail tickets past their deadline; let go of finished ones so they can be freed.
+
+        Most tickets arrive in deadline order (a FIFO, dropped from the front once done);
+        the few that do not wait in a heap until their deadline.
+        """
+        in_order = self._in_order
+        while in_order:
+            ticket = in_order[0]
+            if not ticket.done:
+                if ticket.deadline > now:
+                    break
+                ticket.fail(TimeoutError("no outcome before the deadline"))
+            in_order.popleft()
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            ticket = heapq.heappop(deadlines)[2]
+            if not ticket.done:
+                ticket.fail(TimeoutError("no outcome before the deadline"))
+
+    def _flush_submissions(self) -> None:
+        tickets = [t for t in self._submitted if not t.done]  # an expired ticket stays unsent
+        self._submitted = []
+        if not tickets:
+            return
+        self._next_request += 1
+        request_id = self._next_request
+        self._forwards[request_id] = tickets
+        refusal = self.raft.forward_proposal(request_id, [t.payload for t in tickets])
+        if refusal is not None:
+            del self._forwards[request_id]
+            error = errors.error_for_refusal(refusal)
+            for ticket in tickets:
+                ticket.refused = True
+                ticket.fail(error)
+            return
+        for ticket in tickets:
+            ticket.sent = True
+
+    def _register(self, ticket: CallTicket, proposal: ProposalId) -> None:
+        ticket.proposal = proposal
+        if proposal.index <= self.applied.index:
+            recent = self._recent.get(proposal.index)
+            if recent is None:
+                ticket.resolve(False, None)
+            else:
+                ticket.resolve(recent[0] == proposal.term, recent[1])
+            return
+        replaced = self._proposals.get(proposal.index)
+        if replaced is not None:
+            replaced[1].resolve(False, None)
+        self._proposals[proposal.index] = (proposal.term, ticket)
+
+    def _fail_forwards(self, reason: str) -> None:
+        """The leader changed: forwarded batches without an answer may be lost; retry them."""
+        if not self._forwards:
+            return
+        error = errors.NoLeaderError(Refusal(RefusalReason.NO_LEADER, reason))
+        for tickets in self._forwards.values():
+            for ticket in tickets:
+                ticket.fail(error)
+        self._forwards.clear()
+
+    def _apply_entries(self, entries: tuple[Entry, ...]) -> None:
+        proposals = self._proposals
+        for entry in entries:
+            proposal = proposals.pop(entry.index, None)
+            if proposal is None:
+                result = self._apply(entry, None)
+            else:
+                term, ticket = proposal
+                ours = term == entry.term
+                result = self._apply(entry, ticket.local if ours else None)
+                ticket.resolve(ours, result)
+            self._recent[entry.index] = (entry.term, result)
+            if len(self._recent) > _RECENT_OUTCOMES:
+                self._recent.popitem(last=False)
+            self.applied.advance(entry.index)
+
+    @property
+    def pending_tickets(self) -> int:
+        """Call tickets still watched for their deadline (finished ones leave within a sweep)."""
+        return len(self._in_order) + len(self._deadlines)
