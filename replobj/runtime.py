@@ -33,7 +33,7 @@ import anyio.lowlevel
 from . import errors
 from .raft import actions as act
 from .raft.node import RaftNode
-from .raft.types import HardState, LogIndex, Refusal, Role, SnapshotMeta
+from .raft.types import LogIndex, Refusal, Role, SnapshotMeta
 from .runtime_options import RuntimeOptions
 from .snapshotting import SnapshotKeeper, Snapshotter
 from .storage.protocol import Storage, WriteBatch
@@ -190,7 +190,7 @@ class RaftRuntime(TicketDesk):
                 last = action.entries[-1]
                 self._written = (last.index, last.term)
             elif isinstance(action, act.SaveHardState):
-                batch.set_hard_state(HardState(action.term, action.voted_for))
+                batch.set_hard_state(action.hard_state)
                 hard_state_unsynced = True
             elif isinstance(action, act.CompactLog):
                 pass  # committing the snapshot already compacted the stored log

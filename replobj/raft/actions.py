@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from .messages import Message
-from .types import Entry, LogIndex, NodeId, ProposalId, RefusalReason, Role, SnapshotMeta, Term
+from .types import (
+    Entry,
+    HardState,
+    LogIndex,
+    NodeId,
+    ProposalId,
+    RefusalReason,
+    Role,
+    SnapshotMeta,
+    Term,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +35,13 @@ class SaveHardState:
 
     term: Term
     voted_for: NodeId | None
+    catch_up_to: LogIndex = 0
+    """See :attr:`HardState.catch_up_to`; store it with the term and vote."""
+
+    @property
+    def hard_state(self) -> HardState:
+        """The hard state to store."""
+        return HardState(self.term, self.voted_for, self.catch_up_to)
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,7 +193,7 @@ class RaftNode(
             self._tick_leader()
             return
         self._leader_alive = False
-        if not self.config.is_voter(self.id):
+        if not self.config.is_voter(self.id) or self._vote_withheld(self.last_index):
             self._reset_timer()
             return
         if self.options.pre_vote:
@@ -284,7 +284,8 @@ class RaftNode(
         elif isinstance(message, InstallSnapshotReply):
             self._on_snapshot_reply(message)
         elif isinstance(message, TimeoutNow):
-            if self.config.is_voter(self.id) and self.role is not Role.LEADER:
+            voter = self.config.is_voter(self.id) and not self._vote_withheld(self.last_index)
+            if voter and self.role is not Role.LEADER:
                 self._campaign(transfer=True)
         elif isinstance(message, ReadIndexRequest):
             self._on_read_request(message)

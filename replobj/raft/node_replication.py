@@ -28,6 +28,9 @@ class Replication(NodeState):
     def _on_append(self, m: AppendEntries) -> None:
         if not self._heard_from_leader(m):
             return
+        if self.last_index == 0 and m.leader_commit > 0 and not self._catch_up_to:
+            self._catch_up_to = m.leader_commit
+            self._save_hard_state()
         prev_index, prev_term, entries = m.prev_index, m.prev_term, m.entries
         floor = max(self.commit_index, self._log.snapshot.last_index)
         if prev_index < floor:
@@ -100,11 +103,14 @@ class Replication(NodeState):
         if progress is None:
             return
         if m.success:
+            progress.match_seq = max(progress.match_seq, m.seq)
             if progress.update_match(m.match_index):
                 self._maybe_commit()
             if progress.state is ReplicationState.PROBE:
                 progress.become_replicate()
             self._after_peer_ack(m.sender, progress)
+        elif self._lost_acknowledged_entries(progress, m):
+            progress.forget_match(m.hint_index + 1)
         elif progress.state is ReplicationState.REPLICATE:
             if m.reject_index > progress.match_index:
                 self._backtrack(progress, m)
@@ -115,6 +121,18 @@ class Replication(NodeState):
         self._confirm_reads()
         if self.role is Role.LEADER and m.sender in self._progress:
             self._send_append(m.sender)
+
+    @staticmethod
+    def _lost_acknowledged_entries(progress: Progress, m: AppendEntriesReply) -> bool:
+        """A rejection newer than the follower's last acknowledgement, for an index it had
+        acknowledged: the follower restarted on an empty or older data directory (in this
+        term the leader never asks it to drop a matching entry). A stale rejection is older
+        than that acknowledgement and changes nothing."""
+        return (
+            m.reject_index <= progress.match_index
+            and m.hint_index < progress.match_index
+            and m.seq > progress.match_seq
+        )
 
     def _backtrack(self, progress: Progress, m: AppendEntriesReply) -> None:
         """Skip a whole conflicting term per round trip (§5.3, fast backtracking)."""

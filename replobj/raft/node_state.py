@@ -61,6 +61,7 @@ class NodeState:
         self._log = RaftLog(restored.snapshot, restored.entries)
         self.term: Term = restored.hard_state.term
         self.voted_for: NodeId | None = restored.hard_state.voted_for
+        self._catch_up_to: LogIndex = restored.hard_state.catch_up_to
         self.role = Role.FOLLOWER
         self.leader: NodeId | None = None
         self.commit_index: LogIndex = restored.snapshot.last_index
@@ -170,7 +171,21 @@ class NodeState:
         self._actions.append(act.Send(to, message))
 
     def _save_hard_state(self) -> None:
-        self._actions.append(act.SaveHardState(self.term, self.voted_for))
+        self._actions.append(act.SaveHardState(self.term, self.voted_for, self._catch_up_to))
+
+    def _vote_withheld(self, candidate_last_index: LogIndex) -> bool:
+        """Whether this node must not vote for (or be) a candidate whose log ends there.
+
+        A node whose log is empty cannot tell a brand-new cluster from one whose history it
+        forgot (its data directory was wiped or replaced): it votes only for candidates with
+        an empty log too, until a leader tells it how far the cluster got. From then on it
+        waits until its durable log reaches that commit index (:attr:`HardState.catch_up_to`).
+        Without this, a wiped member could elect a candidate missing an entry it had
+        acknowledged, and so lose a committed entry.
+        """
+        if self.last_index == 0 and candidate_last_index > 0:
+            return True
+        return self.persisted_index < self._catch_up_to
 
     def _reset_timer(self) -> None:
         kind = act.TimerKind.HEARTBEAT if self.role is Role.LEADER else act.TimerKind.ELECTION

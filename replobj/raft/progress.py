@@ -34,6 +34,8 @@ class Progress:
     snapshot_offset: int = 0
     recent_active: bool = False
     acked_seq: int = 0
+    match_seq: int = 0
+    """The newest message sequence number the follower had seen when it last acknowledged."""
     sent_commit: LogIndex = 0
     """The commit index last sent to this follower (a newer one is pushed without waiting)."""
 
@@ -46,6 +48,12 @@ class Progress:
         while self.inflight and self.inflight[0][0] <= index:
             self.inflight_bytes -= self.inflight.popleft()[1]
         return True
+
+    def forget_match(self, next_index: LogIndex) -> None:
+        """The follower lost entries it had acknowledged (its data directory was wiped):
+        probe from ``next_index`` as if nothing were known of it."""
+        self.match_index = 0
+        self.become_probe(next_index)
 
     def become_probe(self, next_index: LogIndex) -> None:
         """Forget the pipeline and probe from ``next_index`` (never below ``match + 1``)."""

@@ -17,7 +17,6 @@ from functools import partial
 from replobj.raft import (
     Entry,
     EntryKind,
-    HardState,
     LogIndex,
     NodeId,
     ProposalId,
@@ -223,7 +222,7 @@ class SimEngine:
                 self._flush(node, sends)
                 sends = []
             if isinstance(action, act.SaveHardState):
-                node.storage.hard_state = HardState(action.term, action.voted_for)
+                node.storage.hard_state = action.hard_state
             elif isinstance(action, act.AppendLog):
                 reconfigure = reconfigure or self._append(node, action.entries)
             elif isinstance(action, act.ResetTimer):

@@ -91,7 +91,7 @@ def save_hard_state(node_id: NodeId, store: Store, action: SaveHardState) -> Non
         raise ContractViolation(f"{node_id}: term went back {old.term} -> {action.term}")
     if action.term == old.term and old.voted_for is not None and action.voted_for != old.voted_for:
         raise ContractViolation(f"{node_id}: vote changed within term {old.term}: {action}")
-    store.hard_state = HardState(action.term, action.voted_for)
+    store.hard_state = action.hard_state
 
 
 def check_append(node_id: NodeId, action: AppendLog) -> None:

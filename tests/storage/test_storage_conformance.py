@@ -91,10 +91,10 @@ def test_operations_of_one_batch_apply_in_order(harness: StoreHarness) -> None:
 def test_hard_state_last_write_wins_and_survives_restart(harness: StoreHarness) -> None:
     store = harness.store
     store.write(WriteBatch().set_hard_state(HardState(1, None)))
-    store.write(WriteBatch().set_hard_state(HardState(2, "a")))
-    assert store.hard_state() == HardState(2, "a")
+    store.write(WriteBatch().set_hard_state(HardState(2, "a", catch_up_to=7)))
+    assert store.hard_state() == HardState(2, "a", catch_up_to=7)
     store.sync()
-    assert harness.restart().hard_state() == HardState(2, "a")
+    assert harness.restart().hard_state() == HardState(2, "a", catch_up_to=7)
 
 
 @pytest.mark.parametrize(

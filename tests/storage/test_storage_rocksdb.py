@@ -21,6 +21,7 @@ from replobj.errors import (
 from replobj.raft.types import ClusterConfig, HardState, SnapshotMeta
 from replobj.storage import StorageBackendMissingError, WriteBatch, load_backend, open_storage
 from replobj_rocksdb import FORMAT_VERSION, RocksDBStorage
+from replobj_rocksdb._codec import HARD_STATE_KEY, decode_hard_state, seal
 
 CONFIG = ClusterConfig(voters=frozenset({"a"}))
 NEWER_MARKER = {"store": "replobj-rocksdb", "format_version": FORMAT_VERSION + 1}
@@ -203,3 +204,8 @@ def test_open_storage_finds_the_rocksdb_entry_point(tmp_path: Path) -> None:
         store.close()
     with pytest.raises(StorageBackendMissingError, match=r"'lmdb'.*installed: \['rocksdb'\]"):
         load_backend("lmdb")
+
+
+def test_hard_state_written_before_catch_up_to_existed_reads_as_zero() -> None:
+    old_format = seal(HARD_STATE_KEY, json.dumps({"term": 4, "voted_for": "b"}).encode())
+    assert decode_hard_state(old_format) == HardState(4, "b", catch_up_to=0)

@@ -116,7 +116,11 @@ def parse_format_marker(data: bytes) -> tuple[str, int]:
 
 def encode_hard_state(hard_state: HardState) -> bytes:
     """Sealed JSON of the term and vote."""
-    body = {"term": hard_state.term, "voted_for": hard_state.voted_for}
+    body = {
+        "term": hard_state.term,
+        "voted_for": hard_state.voted_for,
+        "catch_up_to": hard_state.catch_up_to,
+    }
     return seal(HARD_STATE_KEY, json.dumps(body).encode())
 
 
@@ -124,7 +128,8 @@ def decode_hard_state(value: bytes) -> HardState:
     """Inverse of :func:`encode_hard_state`."""
     doc = _json_object(unseal(HARD_STATE_KEY, value))
     voted_for = doc.get("voted_for")
-    return HardState(_int(doc, "term"), None if voted_for is None else str(voted_for))
+    catch_up_to = _int(doc, "catch_up_to") if "catch_up_to" in doc else 0
+    return HardState(_int(doc, "term"), None if voted_for is None else str(voted_for), catch_up_to)
 
 
 @dataclass(frozen=True, slots=True)

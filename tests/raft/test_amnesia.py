@@ -1,0 +1,117 @@
+"""A member restarted on an empty data directory (its disk wiped or replaced) under its old id.
+
+Raft assumes a server never forgets what it acknowledged or whom it voted for. A member
+whose data directory is lost and that restarts under the same id, with the same founding
+peers, comes back with an empty log: without a guard it votes for any candidate, so it can
+elect one that lacks an entry it had acknowledged (and helped commit) before. The guard
+(``RaftNode._vote_withheld``): a node with an empty log votes only for candidates with an
+empty log (a brand-new cluster); once a leader reaches it, it stores the leader's commit
+index (``HardState.catch_up_to``) and neither votes nor campaigns until its durable log
+gets there.
+"""
+
+from __future__ import annotations
+
+from replobj.raft import RaftOptions, RestoredState, Role
+
+from .harness import Cluster
+
+ABC = ["a", "b", "c"]
+
+
+def _commit_on_a_and_c_only(cluster: Cluster, before: int = 1) -> int:
+    """Commit ``before`` entries everywhere, then one that only a (leader) and c hold."""
+    cluster.elect("a")
+    cluster.commit("a", [b"everyone-%d" % i for i in range(before)])
+    cluster.isolate("b")
+    (proposal,) = cluster.commit("a", [b"only-a-and-c"])
+    assert cluster.node("a").commit_index >= proposal.index
+    assert cluster.node("b").last_index < proposal.index
+    return proposal.index
+
+
+def _campaign(cluster: Cluster, node_id: str, rounds: int = 4) -> None:
+    for _ in range(rounds):
+        cluster.timeout(node_id)
+        cluster.deliver_all()
+
+
+def test_wiped_member_does_not_elect_a_candidate_missing_what_it_acknowledged() -> None:
+    cluster = Cluster(ABC)
+    index = _commit_on_a_and_c_only(cluster)
+    cluster.restore("c", RestoredState.bootstrap(set(ABC)))  # c's disk was wiped
+    cluster.crash("a")
+    cluster.heal()
+    _campaign(cluster, "b")
+    assert cluster.node("b").role is not Role.LEADER, (
+        f"b was elected without the committed entry {index} (c forgot it had acknowledged it)"
+    )
+    _campaign(cluster, "c")
+    assert cluster.leader() is None, "a node with an empty log won an election"
+
+    cluster.restart("a")  # the member that still holds the entry comes back
+    leader = cluster.elect("a")
+    cluster.heartbeat("a")
+    assert leader.commit_index >= index
+    for node_id in ABC:
+        assert b"only-a-and-c" in cluster.applied_payloads(node_id), node_id
+
+
+def test_catch_up_point_survives_a_restart_in_the_middle_of_catching_up() -> None:
+    cluster = Cluster(ABC, options=RaftOptions(max_append_entries=1))
+    index = _commit_on_a_and_c_only(cluster, before=6)
+    cluster.restore("c", RestoredState.bootstrap(set(ABC)))
+    cluster.timeout("a")  # heartbeat: c learns the leader's commit index
+    while cluster.node("c").last_index < 2:  # one entry per message: stop after two
+        assert cluster.deliver(limit=1), "the leader stopped sending to c"
+    assert cluster.stores["c"].hard_state.catch_up_to > 0
+    cluster.restart("c")  # crash again, before the log reached that point
+    c = cluster.node("c")
+    assert 0 < c.last_index < index
+    assert c.persisted_index < cluster.stores["c"].hard_state.catch_up_to
+    cluster.drop(to="c")
+    cluster.crash("a")
+    cluster.heal()
+    _campaign(cluster, "b")
+    _campaign(cluster, "c")
+    assert cluster.leader() is None, f"elected without entry {index}: {cluster.leader()}"
+
+
+def test_member_started_late_catches_up_then_votes_normally() -> None:
+    """A founder that starts after the others committed entries (indistinguishable from a
+    wiped one) withholds its vote only until it holds what was committed when it arrived."""
+    cluster = Cluster(ABC)
+    cluster.crash("c")
+    cluster.elect("a")
+    cluster.commit("a", [b"before-c-started-%d" % i for i in range(3)])
+    cluster.restore("c", RestoredState.bootstrap(set(ABC)))  # first start, empty directory
+    cluster.heartbeat("a")
+    cluster.heartbeat("a")
+    c = cluster.node("c")
+    assert c.persisted_index >= cluster.stores["c"].hard_state.catch_up_to > 0
+    cluster.crash("a")
+    cluster.expire_followers(besides="b")  # c stops trusting the dead leader
+    _campaign(cluster, "b")
+    assert cluster.leader() == "b", "the caught-up member should vote again"
+
+
+def test_brand_new_cluster_still_elects_from_empty_logs() -> None:
+    cluster = Cluster(ABC)
+    cluster.elect("b")
+    assert all(cluster.stores[n].hard_state.catch_up_to == 0 for n in ABC)
+
+
+def test_leader_refills_a_member_that_lost_its_log_without_a_leader_change() -> None:
+    """The leader believed c held everything; c's fresh rejection (newer than its last
+    acknowledgement) makes the leader forget c's match index and send the log again."""
+    cluster = Cluster(ABC)
+    cluster.elect("a")
+    cluster.commit("a", [b"x-%d" % i for i in range(5)])
+    before = cluster.node("a").status().peers["c"].match_index
+    cluster.restore("c", RestoredState.bootstrap(set(ABC)))
+    for _ in range(3):
+        cluster.heartbeat("a")
+    assert before == cluster.node("a").last_index
+    assert cluster.node("c").last_index == cluster.node("a").last_index
+    assert cluster.applied_payloads("c") == cluster.applied_payloads("a")
+    assert cluster.node("a").status().peers["c"].match_index == cluster.node("a").last_index
