@@ -102,7 +102,9 @@ class Replication(NodeState):
         progress = self._peer_progress(m.sender, m.seq)
         if progress is None:
             return
-        if m.success:
+        if m.success and m.seq < progress.lost_log_seq:
+            self.ignored_messages += 1  # sent before the follower lost its log
+        elif m.success:
             progress.match_seq = max(progress.match_seq, m.seq)
             if progress.update_match(m.match_index):
                 self._maybe_commit()
@@ -110,7 +112,7 @@ class Replication(NodeState):
                 progress.become_replicate()
             self._after_peer_ack(m.sender, progress)
         elif self._lost_acknowledged_entries(progress, m):
-            progress.forget_match(m.hint_index + 1)
+            progress.forget_match(m.hint_index + 1, m.seq)
         elif progress.state is ReplicationState.REPLICATE:
             if m.reject_index > progress.match_index:
                 self._backtrack(progress, m)

@@ -36,6 +36,9 @@ class Progress:
     acked_seq: int = 0
     match_seq: int = 0
     """The newest message sequence number the follower had seen when it last acknowledged."""
+    lost_log_seq: int = 0
+    """Sequence number of the rejection that showed the follower lost its log; older
+    acknowledgements describe entries it no longer holds."""
     sent_commit: LogIndex = 0
     """The commit index last sent to this follower (a newer one is pushed without waiting)."""
 
@@ -49,10 +52,12 @@ class Progress:
             self.inflight_bytes -= self.inflight.popleft()[1]
         return True
 
-    def forget_match(self, next_index: LogIndex) -> None:
-        """The follower lost entries it had acknowledged (its data directory was wiped):
-        probe from ``next_index`` as if nothing were known of it."""
+    def forget_match(self, next_index: LogIndex, seq: int) -> None:
+        """The follower lost entries it had acknowledged (its data directory was wiped), as
+        a rejection with sequence number ``seq`` showed: probe from ``next_index`` as if
+        nothing were known of it, and from now on ignore acknowledgements older than ``seq``."""
         self.match_index = 0
+        self.lost_log_seq = seq
         self.become_probe(next_index)
 
     def become_probe(self, next_index: LogIndex) -> None:

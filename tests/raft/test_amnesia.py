@@ -115,3 +115,21 @@ def test_leader_refills_a_member_that_lost_its_log_without_a_leader_change() -> 
     assert cluster.node("c").last_index == cluster.node("a").last_index
     assert cluster.applied_payloads("c") == cluster.applied_payloads("a")
     assert cluster.node("a").status().peers["c"].match_index == cluster.node("a").last_index
+
+
+def test_an_acknowledgement_from_before_the_wipe_does_not_count_after_it_was_noticed() -> None:
+    cluster = Cluster(ABC)
+    cluster.elect("a")
+    cluster.commit("a", [b"x-%d" % i for i in range(3)])
+    cluster.timeout("a")  # a heartbeat whose acknowledgement is delayed past c's wipe
+    cluster.deliver(to="c")
+    (old_ack,) = cluster.drop(src="c", to="a")
+    cluster.restore("c", RestoredState.bootstrap(set(ABC)))
+    cluster.isolate("b")
+    cluster.timeout("a")
+    cluster.deliver(to="c")
+    cluster.deliver(src="c", to="a", limit=1)  # c's rejection: the leader forgets c's log
+    assert cluster.node("a").status().peers["c"].match_index == 0
+    cluster.drop(to="c")
+    cluster.inject(old_ack)
+    assert cluster.node("a").status().peers["c"].match_index == 0, "a stale ack counted again"
