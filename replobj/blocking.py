@@ -7,6 +7,7 @@ returns the value directly.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -86,9 +87,9 @@ class BlockingNode:
         """See :meth:`Node.wait_for_leader`."""
         return self.run(self.node.wait_for_leader, timeout)  # type: ignore[no-any-return]
 
-    def add_member(self, node_id: NodeId, address: str) -> None:
+    def add_member(self, node_id: NodeId, address: str, *, voter: bool = True) -> None:
         """See :meth:`Node.add_member`."""
-        self.run(self.node.add_member, node_id, address)
+        self.run(functools.partial(self.node.add_member, voter=voter), node_id, address)
 
     def remove_member(self, node_id: NodeId) -> None:
         """See :meth:`Node.remove_member`."""

@@ -9,6 +9,8 @@ then reconciles the Raft configuration toward it, one change at a time
 
 from __future__ import annotations
 
+from typing import Any
+
 from .replicated import query, replicated
 
 DIRECTORY_NAME = "__cluster__"
@@ -27,16 +29,28 @@ class ClusterDirectory:
     def __init__(self) -> None:
         self.addresses: dict[str, str] = {}
         self.removed: set[str] = set()
+        self.non_voters: set[str] = set()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore from a snapshot (one taken before ``non_voters`` existed has none)."""
+        self.__dict__.clear()
+        self.__dict__.update(state)
+        self.__dict__.setdefault("non_voters", set())
 
     def register(self, addresses: dict[str, str]) -> None:
         """Record addresses of current members that the directory does not know yet."""
         for node_id, address in addresses.items():
             self.addresses.setdefault(node_id, address)
 
-    def add_member(self, node_id: str, address: str) -> None:
-        """Ask for ``node_id`` (reachable at ``address``) to join as a voter."""
+    def add_member(self, node_id: str, address: str, voter: bool = True) -> None:
+        """Ask for ``node_id`` (reachable at ``address``) to join as a voter, or as a
+        non-voting member; asking again with ``voter`` promotes a non-voting member."""
         self.addresses[node_id] = address
         self.removed.discard(node_id)
+        if voter:
+            self.non_voters.discard(node_id)
+        else:
+            self.non_voters.add(node_id)
 
     def remove_member(self, node_id: str) -> None:
         """Ask for ``node_id`` to leave the cluster."""

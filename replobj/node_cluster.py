@@ -18,7 +18,7 @@ from . import errors
 from .directory import DIRECTORY_NAME, ClusterDirectory
 from .node_calls import NodeCalls
 from .node_status import NodeStatus, PeerLag
-from .raft.types import NodeId, Role
+from .raft.types import NodeId, ProposalId, Refusal, RefusalReason, Role
 from .replicated import spec_of
 from .runtime import RaftRuntime
 from .statemachine import StateMachine
@@ -86,23 +86,43 @@ class ClusterOperations(NodeCalls):
         raise errors.CallTimeoutError(f"no leader elected within {limit:.1f}s", outcome_known=True)
 
     async def add_member(
-        self, node_id: NodeId, address: str, *, timeout: float | None = None
+        self, node_id: NodeId, address: str, *, voter: bool = True, timeout: float | None = None
     ) -> None:
         """Add ``node_id`` (listening at ``address``); returns once it is a voter.
 
         The node must be started with ``join=True``. It first replicates as a learner and
-        is promoted automatically once caught up (joint consensus).
+        is promoted automatically once caught up (joint consensus). With ``voter=False``
+        it stays a non-voting member: it receives the log and serves reads (local and
+        linearizable) but neither votes nor counts toward commits, so it adds read capacity
+        without slowing writes; this returns once it is a learner. Calling again with
+        ``voter=True`` promotes it.
 
-        :raises ~replobj.errors.CallTimeoutError: if it did not become a voter in time (it
-            stays scheduled: it is promoted as soon as it catches up).
+        :raises ~replobj.errors.InvalidConfigChangeError: if ``voter=False`` names a voter
+            (remove it first, then add it back as a non-voting member).
+        :raises ~replobj.errors.CallTimeoutError: if it did not become a voter (or learner)
+            in time (it stays scheduled: it is promoted as soon as it catches up).
         """
         parse_address(address)
-        await self._directory_call("add_member", (node_id, address), timeout)
-        await self._wait_config(
-            lambda c: node_id in c.voters and not c.is_joint,
-            timeout,
-            f"{node_id!r} to become a voter",
-        )
+        if not voter and node_id in self.runtime.raft.config.voters:
+            raise errors.InvalidConfigChangeError(
+                Refusal(
+                    RefusalReason.INVALID_CONFIG_CHANGE,
+                    f"{node_id!r} is a voter; remove it, then add it back with voter=False",
+                )
+            )
+        await self._directory_call("add_member", (node_id, address, voter), timeout)
+        if voter:
+            await self._wait_config(
+                lambda c: node_id in c.voters and not c.is_joint,
+                timeout,
+                f"{node_id!r} to become a voter",
+            )
+        else:
+            await self._wait_config(
+                lambda c: node_id in c.learners and not c.is_joint,
+                timeout,
+                f"{node_id!r} to become a non-voting member",
+            )
 
     async def remove_member(self, node_id: NodeId, *, timeout: float | None = None) -> None:
         """Remove ``node_id`` (any member, the leader included); returns once it is out."""
@@ -198,9 +218,18 @@ class ClusterOperations(NodeCalls):
         config = runtime.raft.config
         if config.is_joint or not runtime.raft.config_committed:
             return
-        for node_id in sorted(set(directory.wanted()) - config.members):
-            if runtime.raft.add_member(node_id):
-                logger.info("%s: adding %s as a learner", self.id, node_id)
+        wanted = set(directory.wanted())
+        for node_id in sorted(wanted - config.members):
+            promote = node_id not in directory.non_voters
+            if isinstance(runtime.raft.add_member(node_id, promote=promote), ProposalId):
+                kind = "a learner" if promote else "a non-voting member"
+                logger.info("%s: adding %s as %s", self.id, node_id, kind)
+                runtime.kick()
+            return
+        promotions = (config.learners - config.auto_promote) & wanted - directory.non_voters
+        for node_id in sorted(promotions):
+            if isinstance(runtime.raft.add_member(node_id), ProposalId):
+                logger.info("%s: promoting %s once caught up", self.id, node_id)
                 runtime.kick()
             return
         for node_id in sorted(directory.removed & config.members):

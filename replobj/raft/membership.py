@@ -11,7 +11,18 @@ from .types import ClusterConfig, NodeId
 
 
 def adding(config: ClusterConfig, node: NodeId, *, promote: bool) -> ClusterConfig | str:
-    """Add ``node`` as a learner (optionally marked for automatic promotion)."""
+    """Add ``node`` as a learner (optionally marked for automatic promotion).
+
+    Adding a learner that is already a member, with ``promote``, marks it for promotion
+    (a non-voting member becomes a voter once caught up).
+    """
+    if node in config.learners and promote and node not in config.auto_promote:
+        return ClusterConfig(
+            voters=config.voters,
+            learners=config.learners,
+            old_voters=config.old_voters,
+            auto_promote=config.auto_promote | {node},
+        )
     if node in config.members:
         return f"{node!r} is already a member"
     return ClusterConfig(

@@ -143,7 +143,10 @@ class RaftNode(
         return None
 
     def add_member(self, node: NodeId, *, promote: bool = True) -> ProposalId | Refusal:
-        """Add ``node`` as a learner; with ``promote`` it becomes a voter once caught up."""
+        """Add ``node`` as a learner; with ``promote`` it becomes a voter once caught up.
+
+        With ``promote``, a learner that is already a member is marked for promotion.
+        """
         return self._change_config(membership.adding(self.config, node, promote=promote))
 
     def remove_member(self, node: NodeId) -> ProposalId | Refusal:

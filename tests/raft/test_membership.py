@@ -360,3 +360,31 @@ def test_thesis_4_3_joint_config_restored_from_a_snapshot_is_finished_by_a_new_l
     assert cluster.node("c").config == final
     assert cluster.node("b").config == final
     assert cluster.applied_payloads("c") == [b"1", b"2"]
+
+
+def test_non_voting_member_stays_a_learner_until_marked_for_promotion() -> None:
+    """A learner added without promotion keeps replicating as a non-voter; adding it again
+    with promotion marks it, and it becomes a voter through joint consensus."""
+    cluster = Cluster(ABC, joining=["d"])
+    cluster.elect("a")
+    leader = cluster.node("a")
+    assert isinstance(leader.add_member("d", promote=False), ProposalId)
+    cluster.commit("a", [b"x", b"y"])
+    for _ in range(3):
+        cluster.heartbeat("a")
+    assert leader.config.learners == {"d"}
+    assert "d" not in leader.config.voters
+    assert cluster.node("d").last_index == leader.last_index
+    refusal = leader.add_member("d", promote=False)
+    assert isinstance(refusal, Refusal)
+    assert "already a member" in refusal.message
+    assert isinstance(leader.add_member("d"), ProposalId)
+    for _ in range(4):
+        cluster.heartbeat("a")
+    assert leader.config.voters == {"a", "b", "c", "d"}
+    assert not leader.config.learners
+    assert not leader.config.is_joint
+    assert leader.config_committed
+    refusal = leader.add_member("d")
+    assert isinstance(refusal, Refusal)
+    assert "already a member" in refusal.message
