@@ -83,6 +83,11 @@ class BlockingNode:
         """See :meth:`Node.status`."""
         return self.run(self.node.status)  # type: ignore[no-any-return]
 
+    @property
+    def is_leader(self) -> bool:
+        """See :attr:`Node.is_leader`."""
+        return self.status().role == "leader"
+
     def wait_for_leader(self, timeout: float | None = None) -> NodeId:
         """See :meth:`Node.wait_for_leader`."""
         return self.run(self.node.wait_for_leader, timeout)  # type: ignore[no-any-return]

@@ -9,6 +9,7 @@ and on every node it keeps the transport's address book in line with the directo
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -70,6 +71,38 @@ class ClusterOperations(NodeCalls):
             peers=peers,
             snapshot_error=self.runtime.snapshot_error,
         )
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this node leads right now (it may be deposed a moment later)."""
+        return self.runtime.is_leader
+
+    async def leader_changes(self) -> AsyncIterator[NodeId | None]:
+        """The leader this node knows of now, then again each time that changes (``None``
+        while an election is under way).
+
+        For work only the leader should do::
+
+            async for leader in node.leader_changes():
+                if leader == node.id:
+                    ...  # start the job; cancel it on the next change
+
+        Leadership is not a lock: a deposed leader learns it only when it hears from the
+        new one, so work that must never run twice at once should also go through a
+        command.
+
+        :raises ~replobj.errors.NodeStoppedError: once the node is stopped.
+        """
+        last: NodeId | object | None = object()
+        while True:
+            runtime = self.runtime
+            changed = runtime.role_changed
+            leader = runtime.raft.leader
+            if leader != last:
+                last = leader
+                yield leader
+            with anyio.move_on_after(self._options.election_timeout):
+                await changed.wait()  # woken at the latest to notice the node stopped
 
     async def wait_for_leader(self, timeout: float | None = None) -> NodeId:
         """The leader's id, once one is known.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import anyio
@@ -40,6 +41,10 @@ def test_blocking_nodes_return_values_directly(tmp_path: Path) -> None:
         with pytest.raises(errors.NotAQueryError):
             registers[0].add.local("z")
         assert nodes[1].status().commit_index >= 3
+        deadline = time.monotonic() + 10
+        while sum(node.is_leader for node in nodes) != 1:  # one leader, seen from threads
+            assert time.monotonic() < deadline, [node.status() for node in nodes]
+            time.sleep(0.02)
     finally:
         for node in nodes:
             node.close()
