@@ -119,14 +119,15 @@ def test_invalid_membership_change_is_refused(change: object, why: str) -> None:
 
 
 def test_adding_an_existing_learner_and_removing_the_last_voter_are_refused() -> None:
-    """A learner cannot be added twice; the last voter cannot be removed."""
+    """A learner cannot be added twice as a learner (adding it with ``promote`` marks it
+    for promotion instead, see ``test_membership``); the last voter cannot be removed."""
     cluster = _elected()
     leader = cluster.node("a")
     assert isinstance(leader.add_member("d", promote=False), ProposalId)
     cluster.drain("a")
     cluster.deliver_all()
     cluster.heartbeat("a")
-    _refused(leader.add_member("d"), RefusalReason.INVALID_CONFIG_CHANGE)
+    _refused(leader.add_member("d", promote=False), RefusalReason.INVALID_CONFIG_CHANGE)
     single = Cluster(["solo"])
     single.elect("solo")
     refusal = _refused(
