@@ -176,14 +176,15 @@ class NodeState:
     def _vote_withheld(self, candidate_last_index: LogIndex) -> bool:
         """Whether this node must not vote for (or be) a candidate whose log ends there.
 
-        A node whose log is empty cannot tell a brand-new cluster from one whose history it
-        forgot (its data directory was wiped or replaced): it votes only for candidates with
-        an empty log too, until a leader tells it how far the cluster got. From then on it
-        waits until its durable log reaches that commit index (:attr:`HardState.catch_up_to`).
-        Without this, a wiped member could elect a candidate missing an entry it had
-        acknowledged, and so lose a committed entry.
+        A founder whose log is empty cannot tell a brand-new cluster from one whose history
+        it forgot (its data directory was wiped or replaced): it votes only for candidates
+        with an empty log too. A node started to join (no configuration yet) votes for
+        nobody. Once a leader has told either how far the cluster got, it waits until its
+        durable log reaches that commit index (:attr:`HardState.catch_up_to`). Without
+        this, a wiped member could elect a candidate missing an entry it had acknowledged,
+        and so lose a committed entry.
         """
-        if self.last_index == 0 and candidate_last_index > 0:
+        if self.last_index == 0 and (candidate_last_index > 0 or not self.config.members):
             return True
         return self.persisted_index < self._catch_up_to
 

@@ -3,12 +3,14 @@
 Real member processes with RocksDB directories. The wiped member comes back with an empty
 log: the leader must notice (its rejections are newer than its last acknowledgement) and
 send it everything again without a leader change, it must not vote until it holds what was
-committed when it came back, and afterwards it is a full member again: it can help elect a
+committed when it came back (restarted to join, or with its founding arguments: see
+docs/operations.md), and afterwards it is a full member again: it can help elect a
 new leader when the old one is killed, and nothing acknowledged is lost.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -18,8 +20,9 @@ from proc_workload import AppendWorkload, process_cluster
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("join", [True, False], ids=["join", "founder-args"])
 async def test_wiped_member_is_refilled_and_then_helps_elect_without_losing_anything(
-    tmp_path: Path, anyio_backend: str
+    tmp_path: Path, anyio_backend: str, join: bool
 ) -> None:
     async with process_cluster(tmp_path, anyio_backend) as cluster:
         await cluster.start(["a", "b", "c"])
@@ -33,7 +36,7 @@ async def test_wiped_member_is_refilled_and_then_helps_elect_without_losing_anyt
             await workload.wait_acknowledged(40)
             await cluster.kill(wiped)
             shutil.rmtree(cluster.specs[wiped].data_dir)
-            await cluster.restart(wiped)
+            await cluster.spawn(dataclasses.replace(cluster.specs[wiped], join=join))
             await workload.wait_acknowledged(len(workload.acknowledged) + 40)
             stop.set()
         await cluster.wait_caught_up([wiped])

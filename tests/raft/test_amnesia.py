@@ -133,3 +133,22 @@ def test_an_acknowledgement_from_before_the_wipe_does_not_count_after_it_was_not
     cluster.drop(to="c")
     cluster.inject(old_ack)
     assert cluster.node("a").status().peers["c"].match_index == 0, "a stale ack counted again"
+
+
+def test_wiped_member_restarted_to_join_votes_for_nobody_until_caught_up() -> None:
+    """The case a wiped founder cannot guard: b never received anything (cut off since the
+    cluster was born), so its log is empty like a brand-new member's. Restarted as a
+    founder, the wiped c would vote for b in the term it had voted for a; restarted to
+    join (``RestoredState.joining()``, ``Node(join=True)``) it votes for nobody."""
+    cluster = Cluster(ABC)
+    cluster.isolate("b")
+    cluster.elect("a")
+    (proposal,) = cluster.commit("a", [b"only-a-and-c"])
+    assert cluster.node("b").last_index == 0
+    assert cluster.node("a").commit_index >= proposal.index
+    cluster.restore("c", RestoredState.joining())
+    cluster.crash("a")
+    cluster.heal()
+    _campaign(cluster, "b")
+    assert cluster.leader() is None, "the wiped member elected a candidate with an empty log"
+    assert cluster.node("c").voted_for is None
