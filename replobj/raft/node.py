@@ -196,7 +196,7 @@ class RaftNode(
             self._tick_leader()
             return
         self._leader_alive = False
-        if not self.config.is_voter(self.id) or self._vote_withheld(self.last_index):
+        if not self.config.is_voter(self.id) or self._vote_withheld():
             self._reset_timer()
             return
         if self.options.pre_vote:
@@ -287,7 +287,7 @@ class RaftNode(
         elif isinstance(message, InstallSnapshotReply):
             self._on_snapshot_reply(message)
         elif isinstance(message, TimeoutNow):
-            voter = self.config.is_voter(self.id) and not self._vote_withheld(self.last_index)
+            voter = self.config.is_voter(self.id) and not self._vote_withheld()
             if voter and self.role is not Role.LEADER:
                 self._campaign(transfer=True)
         elif isinstance(message, ReadIndexRequest):

@@ -48,7 +48,7 @@ class Elections(NodeState):
     def _on_request_vote(self, m: RequestVote) -> None:
         """Grant or deny a (pre-)vote (§5.2, §5.4.1; thesis §4.2.3 and §9.6)."""
         up_to_date = self._log.is_up_to_date(m.last_log_index, m.last_log_term)
-        up_to_date = up_to_date and not self._vote_withheld(m.last_log_index)
+        up_to_date = up_to_date and not self._vote_withheld()
         if m.pre_vote:
             granted = m.term > self.term and up_to_date and not self._leader_alive
             if self.role is Role.LEADER:

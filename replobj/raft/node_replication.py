@@ -28,7 +28,8 @@ class Replication(NodeState):
     def _on_append(self, m: AppendEntries) -> None:
         if not self._heard_from_leader(m):
             return
-        if self.last_index == 0 and m.leader_commit > 0 and not self._catch_up_to:
+        joining = self.last_index == 0 and not self.config.members
+        if joining and m.leader_commit > 0 and not self._catch_up_to:
             self._catch_up_to = m.leader_commit
             self._save_hard_state()
         prev_index, prev_term, entries = m.prev_index, m.prev_term, m.entries

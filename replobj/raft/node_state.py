@@ -173,18 +173,19 @@ class NodeState:
     def _save_hard_state(self) -> None:
         self._actions.append(act.SaveHardState(self.term, self.voted_for, self._catch_up_to))
 
-    def _vote_withheld(self, candidate_last_index: LogIndex) -> bool:
-        """Whether this node must not vote for (or be) a candidate whose log ends there.
+    def _vote_withheld(self) -> bool:
+        """Whether this node must neither vote nor stand for election yet.
 
-        A founder whose log is empty cannot tell a brand-new cluster from one whose history
-        it forgot (its data directory was wiped or replaced): it votes only for candidates
-        with an empty log too. A node started to join (no configuration yet) votes for
-        nobody. Once a leader has told either how far the cluster got, it waits until its
-        durable log reaches that commit index (:attr:`HardState.catch_up_to`). Without
-        this, a wiped member could elect a candidate missing an entry it had acknowledged,
-        and so lose a committed entry.
+        A node started to join with an empty store (``RestoredState.joining()``; also how a
+        member whose data directory was wiped is restarted) may have acknowledged entries
+        and voted before, and forgotten it. It votes for nobody until a leader has told it
+        how far the cluster got, and then until its durable log reaches that commit index
+        (:attr:`HardState.catch_up_to`). Without this, it could elect a candidate missing an
+        entry it had acknowledged, and so lose a committed entry. A founder with an empty
+        log votes as usual: it cannot tell a wiped directory from a first start, and
+        withholding there would stall legitimate elections.
         """
-        if self.last_index == 0 and (candidate_last_index > 0 or not self.config.members):
+        if self.last_index == 0 and not self.config.members:
             return True
         return self.persisted_index < self._catch_up_to
 

@@ -3,8 +3,9 @@
 Real member processes with RocksDB directories. The wiped member comes back with an empty
 log: the leader must notice (its rejections are newer than its last acknowledgement) and
 send it everything again without a leader change, it must not vote until it holds what was
-committed when it came back (restarted to join, or with its founding arguments: see
-docs/operations.md), and afterwards it is a full member again: it can help elect a
+committed when it came back, and afterwards it is a full member again (restarted to join,
+as docs/operations.md prescribes; with its founding arguments the refill works the same,
+but its vote is not guarded): it can help elect a
 new leader when the old one is killed, and nothing acknowledged is lost.
 """
 

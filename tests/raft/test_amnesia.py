@@ -1,13 +1,14 @@
 """A member restarted on an empty data directory (its disk wiped or replaced) under its old id.
 
 Raft assumes a server never forgets what it acknowledged or whom it voted for. A member
-whose data directory is lost and that restarts under the same id, with the same founding
-peers, comes back with an empty log: without a guard it votes for any candidate, so it can
-elect one that lacks an entry it had acknowledged (and helped commit) before. The guard
-(``RaftNode._vote_withheld``): a node with an empty log votes only for candidates with an
-empty log (a brand-new cluster); once a leader reaches it, it stores the leader's commit
-index (``HardState.catch_up_to``) and neither votes nor campaigns until its durable log
-gets there.
+whose data directory is lost comes back with an empty log; if it voted like any member it
+could elect a candidate that lacks an entry it had acknowledged (and helped commit) before.
+The guard (``RaftNode._vote_withheld``): a member restarted to join (``Node(join=True)``,
+``RestoredState.joining()``, the documented way to restart a wiped member) votes for nobody
+until a leader has told it the commit index (``HardState.catch_up_to``) and its durable log
+got there. The leader notices the lost log (a rejection newer than the member's last
+acknowledgement) and sends it again. A founder with an empty log votes as usual: it cannot
+tell a wipe from a first start, and withholding would stall legitimate elections.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ def _campaign(cluster: Cluster, node_id: str, rounds: int = 4) -> None:
         cluster.deliver_all()
 
 
-def test_wiped_member_does_not_elect_a_candidate_missing_what_it_acknowledged() -> None:
+def test_wiped_member_restarted_to_join_does_not_elect_a_candidate_missing_its_entry() -> None:
     cluster = Cluster(ABC)
     index = _commit_on_a_and_c_only(cluster)
-    cluster.restore("c", RestoredState.bootstrap(set(ABC)))  # c's disk was wiped
+    cluster.restore("c", RestoredState.joining())  # c's disk was wiped
     cluster.crash("a")
     cluster.heal()
     _campaign(cluster, "b")
@@ -47,7 +48,7 @@ def test_wiped_member_does_not_elect_a_candidate_missing_what_it_acknowledged() 
         f"b was elected without the committed entry {index} (c forgot it had acknowledged it)"
     )
     _campaign(cluster, "c")
-    assert cluster.leader() is None, "a node with an empty log won an election"
+    assert cluster.leader() is None, "a member restarted on an empty store stood for election"
 
     cluster.restart("a")  # the member that still holds the entry comes back
     leader = cluster.elect("a")
@@ -60,7 +61,7 @@ def test_wiped_member_does_not_elect_a_candidate_missing_what_it_acknowledged() 
 def test_catch_up_point_survives_a_restart_in_the_middle_of_catching_up() -> None:
     cluster = Cluster(ABC, options=RaftOptions(max_append_entries=1))
     index = _commit_on_a_and_c_only(cluster, before=6)
-    cluster.restore("c", RestoredState.bootstrap(set(ABC)))
+    cluster.restore("c", RestoredState.joining())
     cluster.timeout("a")  # heartbeat: c learns the leader's commit index
     while cluster.node("c").last_index < 2:  # one entry per message: stop after two
         assert cluster.deliver(limit=1), "the leader stopped sending to c"
@@ -77,14 +78,11 @@ def test_catch_up_point_survives_a_restart_in_the_middle_of_catching_up() -> Non
     assert cluster.leader() is None, f"elected without entry {index}: {cluster.leader()}"
 
 
-def test_member_started_late_catches_up_then_votes_normally() -> None:
-    """A founder that starts after the others committed entries (indistinguishable from a
-    wiped one) withholds its vote only until it holds what was committed when it arrived."""
+def test_wiped_member_votes_again_once_it_holds_what_was_committed() -> None:
     cluster = Cluster(ABC)
-    cluster.crash("c")
     cluster.elect("a")
-    cluster.commit("a", [b"before-c-started-%d" % i for i in range(3)])
-    cluster.restore("c", RestoredState.bootstrap(set(ABC)))  # first start, empty directory
+    cluster.commit("a", [b"x-%d" % i for i in range(3)])
+    cluster.restore("c", RestoredState.joining())
     cluster.heartbeat("a")
     cluster.heartbeat("a")
     c = cluster.node("c")
@@ -93,6 +91,47 @@ def test_member_started_late_catches_up_then_votes_normally() -> None:
     cluster.expire_followers(besides="b")  # c stops trusting the dead leader
     _campaign(cluster, "b")
     assert cluster.leader() == "b", "the caught-up member should vote again"
+
+
+def test_founder_started_late_votes_as_usual() -> None:
+    """A founder whose log is still empty (it started after the others) is not treated as
+    wiped: with a member down, its vote still elects a candidate that has the log."""
+    cluster = Cluster(ABC)
+    cluster.crash("c")
+    cluster.elect("a")
+    cluster.commit("a", [b"before-c-started-%d" % i for i in range(3)])
+    cluster.crash("a")
+    cluster.restore("c", RestoredState.bootstrap(set(ABC)))  # first start, empty directory
+    _campaign(cluster, "b")
+    assert cluster.leader() == "b"
+    assert cluster.stores["c"].hard_state.catch_up_to == 0
+
+
+def test_wiped_member_and_a_member_cut_off_since_birth_elect_once_the_cluster_heals() -> None:
+    """b never received anything; c, wiped, is restarted to join. b's empty log must not win
+    with c's vote, and once a is reachable again a is elected and refills c."""
+    cluster = Cluster(ABC)
+    cluster.isolate("b")
+    cluster.elect("a")
+    (proposal,) = cluster.commit("a", [b"only-a-and-c"])
+    assert cluster.node("b").last_index == 0
+    cluster.restore("c", RestoredState.joining())
+    cluster.isolate("a")
+    _campaign(cluster, "b")
+    assert cluster.leader() in {None, "a"}, "b won with the wiped member's vote"
+    assert cluster.node("c").voted_for is None
+    cluster.heal()
+    cluster.expire_followers(besides="a")
+    for _ in range(4):
+        if cluster.node("a").role is Role.LEADER:
+            break
+        _campaign(cluster, "a", rounds=1)
+    assert cluster.node("a").role is Role.LEADER, "the cluster stayed without a leader"
+    for _ in range(3):
+        cluster.heartbeat("a")
+    for node_id in ABC:
+        assert b"only-a-and-c" in cluster.applied_payloads(node_id), node_id
+    assert cluster.node("c").last_index >= proposal.index
 
 
 def test_brand_new_cluster_still_elects_from_empty_logs() -> None:
@@ -108,7 +147,7 @@ def test_leader_refills_a_member_that_lost_its_log_without_a_leader_change() -> 
     cluster.elect("a")
     cluster.commit("a", [b"x-%d" % i for i in range(5)])
     before = cluster.node("a").status().peers["c"].match_index
-    cluster.restore("c", RestoredState.bootstrap(set(ABC)))
+    cluster.restore("c", RestoredState.bootstrap(set(ABC)))  # restarted with founder args
     for _ in range(3):
         cluster.heartbeat("a")
     assert before == cluster.node("a").last_index
@@ -124,7 +163,7 @@ def test_an_acknowledgement_from_before_the_wipe_does_not_count_after_it_was_not
     cluster.timeout("a")  # a heartbeat whose acknowledgement is delayed past c's wipe
     cluster.deliver(to="c")
     (old_ack,) = cluster.drop(src="c", to="a")
-    cluster.restore("c", RestoredState.bootstrap(set(ABC)))
+    cluster.restore("c", RestoredState.joining())
     cluster.isolate("b")
     cluster.timeout("a")
     cluster.deliver(to="c")
@@ -133,22 +172,3 @@ def test_an_acknowledgement_from_before_the_wipe_does_not_count_after_it_was_not
     cluster.drop(to="c")
     cluster.inject(old_ack)
     assert cluster.node("a").status().peers["c"].match_index == 0, "a stale ack counted again"
-
-
-def test_wiped_member_restarted_to_join_votes_for_nobody_until_caught_up() -> None:
-    """The case a wiped founder cannot guard: b never received anything (cut off since the
-    cluster was born), so its log is empty like a brand-new member's. Restarted as a
-    founder, the wiped c would vote for b in the term it had voted for a; restarted to
-    join (``RestoredState.joining()``, ``Node(join=True)``) it votes for nobody."""
-    cluster = Cluster(ABC)
-    cluster.isolate("b")
-    cluster.elect("a")
-    (proposal,) = cluster.commit("a", [b"only-a-and-c"])
-    assert cluster.node("b").last_index == 0
-    assert cluster.node("a").commit_index >= proposal.index
-    cluster.restore("c", RestoredState.joining())
-    cluster.crash("a")
-    cluster.heal()
-    _campaign(cluster, "b")
-    assert cluster.leader() is None, "the wiped member elected a candidate with an empty log"
-    assert cluster.node("c").voted_for is None
