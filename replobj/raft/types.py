@@ -61,8 +61,9 @@ class HardState:
     voted_for: NodeId | None = None
     catch_up_to: LogIndex = 0
     """Set once by a node that started to join with an empty store and then heard from a
-    leader: the leader's commit index at that moment. Until its durable log reaches it, the node neither
-    votes nor campaigns (it may have acknowledged those entries before its disk was lost)."""
+    leader: the leader's commit index at that moment. Until its durable log reaches it, the
+    node neither votes nor campaigns (it may have acknowledged those entries before its disk
+    was lost)."""
 
 
 @dataclass(frozen=True, slots=True)
