@@ -177,6 +177,8 @@ class MemberProcess:
         :raises MemberError: with the member's exception type, message and outcome.
         :raises MemberExitedError: if the member is gone or did not answer in time.
         """
+        if self.exited.is_set():
+            raise MemberExitedError(self.node_id, "Exited", f"cannot send {op!r}", None)
         self._next_rid += 1
         rid = self._next_rid
         reply = self._replies[rid] = _Reply()

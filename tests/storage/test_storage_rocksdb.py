@@ -209,3 +209,28 @@ def test_open_storage_finds_the_rocksdb_entry_point(tmp_path: Path) -> None:
 def test_hard_state_written_before_catch_up_to_existed_reads_as_zero() -> None:
     old_format = seal(HARD_STATE_KEY, json.dumps({"term": 4, "voted_for": "b"}).encode())
     assert decode_hard_state(old_format) == HardState(4, "b", catch_up_to=0)
+
+
+class _CloseFails:
+    """Wraps the store's database so that closing it fails, as after a failed fsync."""
+
+    def __init__(self, db: object) -> None:
+        self._inner = db
+
+    def close(self) -> None:
+        raise RuntimeError("IO error: While fsync: a simulated failure")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+def test_a_failed_close_still_lets_the_directory_be_reopened(tmp_path: Path) -> None:
+    store = RocksDBStorage(tmp_path / "s")
+    store.write(WriteBatch().append(make_entries(1, 3, term=1)))
+    store.sync()
+    store._db = _CloseFails(store._db)  # type: ignore[assignment]
+    with pytest.raises(StorageError, match="close"):
+        store.close()
+    reopened = RocksDBStorage(tmp_path / "s")
+    assert reopened.last_index() == 3
+    reopened.close()

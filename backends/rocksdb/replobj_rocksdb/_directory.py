@@ -13,6 +13,7 @@ from pathlib import Path
 from replobj.errors import IncompatibleStorageError, NotAStoreError
 
 from ._codec import FORMAT_VERSION, STORE_NAME, format_marker, parse_format_marker
+from ._errors import RESTORE_FROM_PEERS
 
 MARKER_FILE = "REPLOBJ_STORE"
 _MARKER_TEMP = MARKER_FILE + ".tmp"
@@ -61,7 +62,7 @@ def check_marker(path: Path, marker: bytes | None) -> None:
         raise IncompatibleStorageError(
             f"{path} was written in storage format version {version}, but this replobj-rocksdb "
             f"reads version {FORMAT_VERSION}; nothing was changed: install a matching "
-            "replobj-rocksdb or restore the node from a peer into an empty directory"
+            f"replobj-rocksdb, or {RESTORE_FROM_PEERS}"
         )
 
 

@@ -8,6 +8,12 @@ from pathlib import Path
 
 from replobj.errors import CorruptStorageError, ReplObjError, StorageError
 
+RESTORE_FROM_PEERS = (
+    "move the directory aside and restart the node on an empty one with join=True: it gets "
+    "everything from the other members (docs/operations.md, losing a member's data directory)"
+)
+"""What to do about a data directory that cannot be used."""
+
 
 @contextmanager
 def rocksdb_errors(path: Path, action: str) -> Iterator[None]:
@@ -25,7 +31,7 @@ def rocksdb_errors(path: Path, action: str) -> Iterator[None]:
         if message.startswith("Corruption"):
             raise CorruptStorageError(
                 f"{path}: RocksDB reports corruption during {action}: {message}; "
-                "restore this node from a peer into an empty directory"
+                f"{RESTORE_FROM_PEERS}"
             ) from exc
         if "lock" in message.lower():
             raise StorageError(

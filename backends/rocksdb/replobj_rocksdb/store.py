@@ -24,7 +24,7 @@ from replobj.storage.validation import WRITER_FINISHED, check_batch, check_snaps
 
 from . import _codec as codec
 from ._directory import check_marker, prepare_directory
-from ._errors import rocksdb_errors
+from ._errors import RESTORE_FROM_PEERS, rocksdb_errors
 from ._snapshot import RocksDBSnapshotWriter
 
 __all__ = ["RocksDBStorage", "SyncMode"]
@@ -151,10 +151,8 @@ class RocksDBStorage:
             self._apply(batch, durable=True)
 
     def _corrupt(self, what: str, cause: Exception) -> CorruptStorageError:
-        return CorruptStorageError(
-            f"{self.path}: {what} is corrupt ({cause}); the data cannot be trusted: "
-            "restore this node from a peer into an empty directory"
-        )
+        why = f"{self.path}: {what} is corrupt ({cause}); the data cannot be trusted"
+        return CorruptStorageError(f"{why}: {RESTORE_FROM_PEERS}")
 
     def _apply(self, batch: RocksBatch, *, durable: bool = False) -> None:
         with rocksdb_errors(self.path, "write"):
@@ -328,19 +326,20 @@ class RocksDBStorage:
             self._release()
 
     def _release(self) -> None:
-        """Close the column families, drop their handles, then the database.
-
-        RocksDB keeps its lock file until every handle is gone, so a reopen in the
-        same process would fail if one survived.
-        """
+        """Close the column families, then the database, and drop every handle even if
+        closing failed: RocksDB keeps its lock file until the last handle is gone."""
         self._closed = True
-        with rocksdb_errors(self.path, "close"):
-            for column_family in ("_log", "_state", "_chunks"):
-                opened = getattr(self, column_family, None)
-                if opened is not None:
-                    opened.close()
-            getattr(self, "_handles", {}).clear()
-            self._db.close()
+        try:
+            with rocksdb_errors(self.path, "close"):
+                for column_family in ("_log", "_state", "_chunks"):
+                    opened = getattr(self, column_family, None)
+                    if opened is not None:
+                        opened.close()
+                getattr(self, "_handles", {}).clear()
+                self._db.close()
+        finally:
+            for name in ("_log", "_state", "_chunks", "_handles", "_db"):
+                self.__dict__.pop(name, None)
 
     def __enter__(self) -> RocksDBStorage:
         return self
