@@ -3,8 +3,9 @@
 Commands must give the same result on every replica, so the lock never reads the local
 clock: expiry is judged against ``replobj.current_entry().timestamp``, the time the
 leader stamped on the command, identical on every replica. A successful ``acquire``
-returns a fencing token (the entry's log index: unique and increasing) that the holder
-can pass to the resource it protects so stale holders are refused.
+returns a fencing token (a counter kept in the replicated table: unique and increasing;
+not the log index, which calls submitted together share) that the holder can pass to
+the resource it protects so stale holders are refused.
 
 The parent starts three members (this file run with ``member ...``), takes and
 releases the lock from different members, lets a lease expire, and kills the leader
@@ -29,6 +30,7 @@ class LockTable:
 
     def __init__(self) -> None:
         self.leases: dict[str, tuple[str, float, int]] = {}
+        self.tokens_issued = 0
 
     def acquire(self, name: str, owner: str, ttl: float) -> int:
         """Take (or renew, for the same owner) lock ``name`` for ``ttl`` seconds.
@@ -39,7 +41,11 @@ class LockTable:
         lease = self.leases.get(name)
         if lease is not None and lease[0] != owner and lease[1] > entry.timestamp:
             return 0
-        token = lease[2] if lease is not None and lease[0] == owner else entry.index
+        if lease is not None and lease[0] == owner:
+            token = lease[2]
+        else:
+            self.tokens_issued += 1
+            token = self.tokens_issued
         self.leases[name] = (owner, entry.timestamp + ttl, token)
         return token
 

@@ -2,9 +2,12 @@
 
 Layout of a payload::
 
-    byte 0      format tag (COMMAND_TAG: one command, BATCH_TAG: several)
+    byte 0      format tag (COMMAND_TAG: one command, BATCH_TAG or PACKED_TAG: several)
     bytes 1-8   leader timestamp, IEEE double, big-endian (see :func:`stamp_command`)
-    bytes 9-    pickle (protocol 5) of the command fields as plain tuples
+    bytes 9-    COMMAND_TAG: pickle (protocol 5) of the command fields as a plain tuple;
+                BATCH_TAG: one pickle of a tuple of such tuples; PACKED_TAG (one
+                entry for the calls submitted together, :func:`pack_commands`): per
+                command, its own COMMAND_TAG pickle's length (u32, big-endian) and bytes
 
 Arguments are pickled with :mod:`pickle`; only when that fails is the payload made with
 ``cloudpickle`` (lambdas, local classes), which is several times slower. Both decode
@@ -29,24 +32,32 @@ from .errors import CorruptCommandError, UnpicklableArgumentError
 __all__ = [
     "BATCH_TAG",
     "COMMAND_TAG",
+    "PACKED_TAG",
     "Command",
     "CommandOutcome",
     "decode_command",
     "decode_commands",
+    "decode_packed_command",
     "encode_batch",
     "encode_command",
     "has_immutable_arguments",
     "new_client_id",
+    "pack_commands",
     "payload_timestamp",
     "stamp_command",
+    "unpack_commands",
 ]
 
 COMMAND_TAG = 0x01
 """First byte of a payload holding one command."""
 BATCH_TAG = 0x02
 """First byte of a payload holding several commands sharing one timestamp."""
+PACKED_TAG = 0x03
+"""First byte of a payload holding several separately pickled commands (one log entry)."""
 
 _HEADER = struct.Struct(">Bd")
+_LENGTH = struct.Struct(">I")
+_TAGS = (COMMAND_TAG, BATCH_TAG, PACKED_TAG)
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 _IMMUTABLE_LEAVES = frozenset({int, float, complex, bool, str, bytes, type(None)})
 _Fields = tuple[bytes, int, int, str, str, str, tuple[Any, ...], dict[str, Any]]
@@ -194,8 +205,9 @@ def encode_batch(commands: Sequence[Command]) -> bytes:
     timestamp = commands[0].timestamp
     if any(c.timestamp != timestamp for c in commands):
         raise ValueError("the commands of a batch must share one timestamp")
-    body = tuple(c._fields() for c in commands)
-    return _HEADER.pack(BATCH_TAG, timestamp) + _dumps(body, commands)
+    return _HEADER.pack(BATCH_TAG, timestamp) + _dumps(
+        tuple(c._fields() for c in commands), commands
+    )
 
 
 def stamp_command(payload: bytes, timestamp: float) -> bytes:
@@ -208,8 +220,7 @@ def stamp_command(payload: bytes, timestamp: float) -> bytes:
     """
     if not math.isfinite(timestamp):
         raise ValueError(f"timestamp must be finite, got {timestamp!r}")
-    tag = _tag(payload)
-    return _HEADER.pack(tag, timestamp) + payload[_HEADER.size :]
+    return _HEADER.pack(_tag(payload), timestamp) + payload[_HEADER.size :]
 
 
 def payload_timestamp(payload: bytes) -> float:
@@ -218,8 +229,7 @@ def payload_timestamp(payload: bytes) -> float:
     :raises ~replobj.errors.CorruptCommandError: if ``payload`` has no valid header.
     """
     _tag(payload)
-    timestamp: float = _HEADER.unpack_from(payload)[1]
-    return timestamp
+    return float(_HEADER.unpack_from(payload)[1])
 
 
 def has_immutable_arguments(cmd: Command) -> bool:
@@ -240,10 +250,8 @@ def decode_command(payload: bytes) -> Command:
     """
     commands = decode_commands(payload)
     if payload[0] != COMMAND_TAG:
-        raise CorruptCommandError(
-            f"expected one command but the payload is a batch of {len(commands)}; "
-            "use decode_commands()"
-        )
+        count = len(commands)
+        raise CorruptCommandError(f"expected one command, not a batch of {count}")
     return commands[0]
 
 
@@ -254,6 +262,9 @@ def decode_commands(payload: bytes) -> tuple[Command, ...]:
         to code this node does not have (run the same code on every node).
     """
     tag = _tag(payload)
+    if tag == PACKED_TAG:
+        stamp, pickles = unpack_commands(payload)
+        return tuple([decode_packed_command(item, stamp) for item in pickles])
     _, timestamp = _HEADER.unpack_from(payload)
     try:
         body = pickle.loads(payload[_HEADER.size :])
@@ -264,10 +275,69 @@ def decode_commands(payload: bytes) -> tuple[Command, ...]:
             raise ValueError("empty batch")
         return commands
     except Exception as exc:
-        raise CorruptCommandError(
-            f"cannot decode a command payload of {len(payload)} bytes ({type(exc).__name__}: "
-            f"{exc}); every node must run the same code, and payloads must come from the log"
-        ) from exc
+        raise _undecodable(payload, exc) from exc
+
+
+def pack_commands(payloads: Sequence[bytes]) -> bytes:
+    """One payload holding the commands of several single-command payloads, in order.
+
+    Each payload's pickle is copied, not decoded. The result is never longer than the
+    payloads together, and carries no timestamp yet (the leader stamps it).
+
+    :raises ValueError: if ``payloads`` is empty or one is not a single-command payload.
+    """
+    if not payloads:
+        raise ValueError("a packed payload holds at least one command")
+    skip, length = _HEADER.size, _LENGTH.pack
+    parts = [_HEADER.pack(PACKED_TAG, 0.0)]
+    add = parts.append
+    for payload in payloads:
+        if len(payload) <= skip or payload[0] != COMMAND_TAG:
+            raise ValueError("only single-command payloads can be packed")
+        add(length(len(payload) - skip))
+        add(payload[skip:])
+    return b"".join(parts)
+
+
+def unpack_commands(payload: bytes) -> tuple[float, list[bytes]]:
+    """The timestamp and the commands' pickles of a :func:`pack_commands` payload.
+
+    :raises ~replobj.errors.CorruptCommandError: if ``payload`` is not a well-formed
+        packed payload (the pickles themselves are not decoded here).
+    """
+    if _tag(payload) != PACKED_TAG:
+        raise CorruptCommandError("not a packed command payload")
+    end, offset, pickles = len(payload), _HEADER.size, []
+    while offset < end:
+        start = offset + _LENGTH.size
+        size = _LENGTH.unpack_from(payload, offset)[0] if start <= end else 0
+        offset = start + size
+        if size == 0 or offset > end:
+            raise CorruptCommandError(
+                f"a packed command payload of {end} bytes is truncated or malformed; "
+                "payloads must come from the log"
+            )
+        pickles.append(payload[start:offset])
+    return float(_HEADER.unpack_from(payload)[1]), pickles
+
+
+def decode_packed_command(data: bytes, timestamp: float) -> Command:
+    """One command of a packed payload (a pickle from :func:`unpack_commands`).
+
+    :raises ~replobj.errors.CorruptCommandError: on garbage, or when it refers to code
+        this node does not have.
+    """
+    try:
+        return _from_fields(pickle.loads(data), timestamp)
+    except Exception as exc:
+        raise _undecodable(data, exc) from exc
+
+
+def _undecodable(data: bytes, exc: Exception) -> CorruptCommandError:
+    return CorruptCommandError(
+        f"cannot decode a command payload of {len(data)} bytes ({type(exc).__name__}: {exc}); "
+        "every node must run the same code, and payloads must come from the log"
+    )
 
 
 def _is_immutable(value: object) -> bool:
@@ -282,10 +352,9 @@ def _is_immutable(value: object) -> bool:
 def _tag(payload: bytes) -> int:
     if not isinstance(payload, _BYTES_LIKE):
         raise CorruptCommandError(f"a command payload is bytes, got {type(payload).__name__}")
-    if len(payload) <= _HEADER.size or payload[0] not in (COMMAND_TAG, BATCH_TAG):
-        head = bytes(payload[:12])
+    if len(payload) <= _HEADER.size or payload[0] not in _TAGS:
         raise CorruptCommandError(
-            f"not a command payload (format tag or header missing: {head!r}); "
+            f"not a command payload (format tag or header missing: {bytes(payload[:12])!r}); "
             "it was not written by this version of replobj"
         )
     return payload[0]
@@ -312,16 +381,16 @@ def _dumps(body: object, commands: Sequence[Command]) -> bytes:
 
 def _unpicklable(commands: Sequence[Command], error: Exception) -> UnpicklableArgumentError:
     for cmd in commands:
-        named: list[tuple[str, Any]] = [(f"argument {i}", a) for i, a in enumerate(cmd.args)]
-        named += [(f"argument {k!r}", v) for k, v in cmd.kwargs.items()]
+        named = [*enumerate(cmd.args), *((repr(k), v) for k, v in cmd.kwargs.items())]
         for label, value in named:
             try:
                 cloudpickle.dumps(value, protocol=5)
             except Exception as exc:
+                kind = type(value).__name__
                 return UnpicklableArgumentError(
-                    f"cannot send {cmd.call}(): {label} ({type(value).__name__}) cannot be "
-                    f"pickled ({exc}); pass plain data (numbers, str, bytes, containers, "
-                    "dataclasses) instead"
+                    f"cannot send {cmd.call}(): argument {label} ({kind}) cannot be pickled "
+                    f"({exc}); pass plain data (numbers, str, bytes, containers, dataclasses) "
+                    "instead"
                 )
     calls = ", ".join(sorted({c.call for c in commands}))
     return UnpicklableArgumentError(

@@ -5,6 +5,10 @@ order and must reach the same state. Instead of reading the local clock a comman
 asks :func:`current_entry` for the entry's index, term and the timestamp the leader
 assigned when it proposed the command, and draws random numbers from
 :meth:`EntryInfo.random`; these are identical on every replica.
+
+Calls submitted together travel in one entry: its commands share the index, term and
+timestamp, and ``position`` (0, 1, ...) tells them apart, so ``(index, position)``
+identifies a command and orders commands as they were applied.
 """
 
 from __future__ import annotations
@@ -25,27 +29,32 @@ __all__ = ["EntryInfo", "current_entry", "run_in_entry"]
 class EntryInfo:
     """The entry a command is applied from.
 
-    :param index: the entry's log index (unique and increasing; usable as an id).
+    :param index: the entry's log index (increasing; the commands of one entry share
+        it, so use ``(index, position)`` as a command's id).
     :param term: the term of the leader that proposed it.
     :param timestamp: seconds since the epoch on the proposing leader's clock; never
         decreases from one command to the next (the state machine clamps it).
+    :param position: the command's place among the commands of its entry, from 0.
     """
 
     index: LogIndex
     term: Term
     timestamp: float
+    position: int = 0
 
     def random(self) -> random.Random:
-        """A random generator seeded from this entry: the same numbers on every replica.
+        """A random generator seeded from this command's entry and position: the same
+        numbers on every replica, different for every command.
 
         Use it instead of :mod:`random` inside commands (shuffles, tie-breaks, ids). Each
         call returns a fresh generator with the same seed, so draw everything a command
         needs from one. Not for secrets: anyone who sees the entry can predict it.
         """
-        return random.Random(f"replobj-entry:{self.term}:{self.index}:{self.timestamp!r}")
+        seed = f"replobj-entry:{self.term}:{self.index}:{self.timestamp!r}"
+        return random.Random(f"{seed}:{self.position}" if self.position else seed)
 
 
-_Position = tuple[LogIndex, Term, float]
+_Position = tuple[LogIndex, Term, float, int]
 _current: ContextVar[_Position | None] = ContextVar("replobj_current_entry", default=None)
 
 
@@ -65,16 +74,16 @@ def current_entry() -> EntryInfo:
 
 
 def run_in_entry(
-    position: _Position | None,
+    where: _Position | None,
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    """``fn(*args, **kwargs)`` with ``position`` (index, term, timestamp) as the
+    """``fn(*args, **kwargs)`` with ``where`` (index, term, timestamp, position) as the
     :func:`current_entry`; ``None`` hides any outer entry. This is the apply hot path:
     the :class:`EntryInfo` is only built if the command asks for it.
     """
-    token = _current.set(position)
+    token = _current.set(where)
     try:
         return fn(*args, **kwargs)
     finally:

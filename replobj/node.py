@@ -23,7 +23,16 @@ import anyio
 import anyio.abc
 
 from . import errors
-from .command import Command, decode_commands, new_client_id, stamp_command
+from .command import (
+    PACKED_TAG,
+    Command,
+    decode_commands,
+    decode_packed_command,
+    new_client_id,
+    pack_commands,
+    stamp_command,
+    unpack_commands,
+)
 from .directory import DIRECTORY_NAME, ClusterDirectory
 from .node_cluster import ClusterOperations, parse_address
 from .node_status import NodeStatus, PeerLag
@@ -49,6 +58,9 @@ _T = TypeVar("_T")
 
 _MESSAGE_MARGIN = 1024
 """Bytes of a message kept for headers, so entry batches and snapshot chunks fit the transport."""
+
+_PACK_LIMIT = 256 * 1024
+"""Largest entry the calls submitted together are packed into (smaller if the transport's is)."""
 
 
 class Node(ClusterOperations):
@@ -201,6 +213,8 @@ class Node(ClusterOperations):
                         self.statemachine,
                         self._options,
                         seed=self._seed,
+                        pack=pack_commands,
+                        pack_limit=min(self.max_command_bytes, _PACK_LIMIT),
                     )
                     self._runtime = runtime
                     await tasks.start(runtime.run)
@@ -289,7 +303,8 @@ class Node(ClusterOperations):
         return stamp_command(payload, time.time())
 
     def _apply(self, entry: Entry, local: object) -> object:
-        outcome = self.statemachine.apply(entry, local if isinstance(local, Command) else None)
+        mine = local if isinstance(local, Command | tuple) else None
+        outcome = self.statemachine.apply(entry, mine)
         if outcome.error is not None:
             logger.error(
                 "%s: entry %d is not a valid command: %s", self.id, entry.index, outcome.error
@@ -301,17 +316,24 @@ class Node(ClusterOperations):
         return outcome
 
     def _record_divergence(self, entry: Entry, outcome: ApplyOutcome) -> None:
-        commands = decode_commands(entry.payload)
-        for cmd, result in zip(commands, outcome.commands, strict=False):
-            if isinstance(result.error, errors.ClassMismatchError):
-                self.diverged.setdefault(cmd.object_name, result.error)
-                logger.error(
-                    "%s: entry %d did not apply here: %s (this replica of %r has diverged)",
-                    self.id,
-                    entry.index,
-                    result.error,
-                    cmd.object_name,
-                )
+        payload = entry.payload
+        packed = unpack_commands(payload) if payload[0] == PACKED_TAG else None
+        decoded = decode_commands(payload) if packed is None else ()
+        for position, result in enumerate(outcome.commands):
+            if not isinstance(result.error, errors.ClassMismatchError):
+                continue
+            if packed is None:
+                cmd = decoded[position]
+            else:
+                cmd = decode_packed_command(packed[1][position], packed[0])
+            self.diverged.setdefault(cmd.object_name, result.error)
+            logger.error(
+                "%s: entry %d did not apply here: %s (this replica of %r has diverged)",
+                self.id,
+                entry.index,
+                result.error,
+                cmd.object_name,
+            )
 
     # ------------------------------------------------------------------ transport
 

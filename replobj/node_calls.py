@@ -13,9 +13,9 @@ from typing import Any
 import anyio
 
 from . import errors
-from .command import Command, encode_command
+from .command import Command, CommandOutcome, encode_command
 from .raft.types import ClusterConfig, NodeId
-from .runtime import RaftRuntime
+from .runtime import CallTicket, RaftRuntime
 from .runtime_options import RuntimeOptions
 from .statemachine import ApplyOutcome
 
@@ -136,10 +136,40 @@ class NodeCalls:
         across leader changes until ``timeout``. ``local``, the command encoded in
         ``payload``, is applied here instead of the decoded payload; pass it only when
         its arguments are immutable (:func:`~replobj.command.has_immutable_arguments`).
+        The payload may share its entry with other calls submitted at the same time: the
+        outcome is the whole entry's (see :meth:`call_command` for this call's own).
 
         :raises ~replobj.errors.CallTimeoutError: if not applied in time.
         :raises ~replobj.errors.NodeRemovedError: if this node is no longer a member.
         """
+        return (await self._applied_ticket(seq, payload, timeout, local))[1]
+
+    async def call_command(
+        self, cmd: Command, payload: bytes, timeout: float | None, local: Command | None = None
+    ) -> CommandOutcome:
+        """:meth:`submit` ``cmd`` (encoded as ``payload``) and return its own outcome.
+
+        :raises ~replobj.errors.CallTimeoutError: if not applied in time.
+        :raises ~replobj.errors.NodeRemovedError: if this node is no longer a member.
+        """
+        ticket, outcome = await self._applied_ticket(cmd.seq, payload, timeout, local)
+        if outcome.error is not None:
+            return CommandOutcome(cmd.client_id, cmd.seq, error=outcome.error)
+        commands = outcome.commands
+        if ticket.position < len(commands):
+            mine = commands[ticket.position]
+            if (mine.seq == cmd.seq and mine.client_id == cmd.client_id) or not mine.client_id:
+                return mine
+        for mine in commands:  # pragma: no cover - the position always matches
+            if mine.client_id == cmd.client_id and mine.seq == cmd.seq:
+                return mine
+        raise errors.ReplObjError(  # pragma: no cover - the state machine always answers
+            f"the entry applied for {cmd.call} holds no outcome for it"
+        )
+
+    async def _applied_ticket(
+        self, seq: int, payload: bytes, timeout: float | None, local: Command | None
+    ) -> tuple[CallTicket, ApplyOutcome]:
         limit = timeout or self.call_timeout
         deadline = time.monotonic() + limit
         attempt = 2 * self._options.election_timeout
@@ -152,7 +182,7 @@ class NodeCalls:
                 # Unknown once a leader may have appended it: sent and not explicitly refused.
                 reached_log = reached_log or (ticket.sent and not ticket.refused)
                 if ticket.applied and isinstance(ticket.result, ApplyOutcome):
-                    return ticket.result
+                    return ticket, ticket.result
                 if isinstance(ticket.error, errors.RaftRefusedError):
                     await self._wait_role_change()
                 self._check_member()

@@ -84,15 +84,8 @@ class CommandMethod:
             self._name, self._spec.class_name, self._method, args, kwargs
         )
         local = cmd if has_immutable_arguments(cmd) else None
-        outcome = await node.submit(cmd.seq, payload, timeout, local)
-        if outcome.error is not None:
-            raise outcome.error
-        for result in outcome.commands:
-            if result.client_id == cmd.client_id and result.seq == cmd.seq:
-                return result.result()
-        raise errors.ReplObjError(  # pragma: no cover - the state machine always answers
-            f"the entry applied for {cmd.call} holds no outcome for it"
-        )
+        outcome = await node.call_command(cmd, payload, timeout, local)
+        return outcome.result()
 
 
 class QueryMethod:

@@ -37,7 +37,7 @@ from .raft.types import LogIndex, Refusal, Role, SnapshotMeta
 from .runtime_options import RuntimeOptions
 from .snapshotting import SnapshotKeeper, Snapshotter
 from .storage.protocol import Storage, WriteBatch
-from .tickets import ApplyCallback, CallTicket, TicketDesk
+from .tickets import ApplyCallback, CallTicket, PayloadPacker, TicketDesk
 from .transport.base import Transport
 from .waiting import IndexWaiters, Pending
 
@@ -62,6 +62,9 @@ class RaftRuntime(TicketDesk):
     :param snapshotter: the state machine's snapshot/restore.
     :param options: timing and snapshot settings.
     :param seed: seed of the election-timeout jitter (tests); ``None`` for OS randomness.
+    :param pack: combines the payloads submitted together into one entry (see
+        :class:`~replobj.tickets.TicketDesk`); ``None``: one entry per payload.
+    :param pack_limit: the largest combined payload, in bytes.
     """
 
     def __init__(
@@ -74,8 +77,10 @@ class RaftRuntime(TicketDesk):
         options: RuntimeOptions | None = None,
         *,
         seed: int | None = None,
+        pack: PayloadPacker | None = None,
+        pack_limit: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(pack, pack_limit)
         self.raft = raft
         self.storage = storage
         self.transport = transport
@@ -120,6 +125,8 @@ class RaftRuntime(TicketDesk):
     async def _drive_loop(self) -> None:
         while True:
             await self._kick.wait()
+            if self.failure is not None:
+                raise self.failure
             self._kick = anyio.Event()
             self._flush_submissions()
             backlog, self._backlog = self._backlog, []
@@ -160,6 +167,8 @@ class RaftRuntime(TicketDesk):
             self._sync_wanted = anyio.Event()
             target = self._written
             await self._sync()
+            if self.failure is not None:
+                return  # a write failed meanwhile: nothing may count as persisted
             if target is not None:
                 self.raft.handle_log_persisted(*target)
                 self.kick()
@@ -219,10 +228,19 @@ class RaftRuntime(TicketDesk):
         Lets followers start on the first entries while this node still serves the rest
         of its callers. Only actions that need no waiting run here; anything else (a
         hard-state sync, a snapshot install) and everything after it is left, in order,
-        for the drive loop.
+        for the drive loop. A failed write here (in a caller's task) stops the node: the
+        drive loop raises it, and nothing written after it counts as persisted.
         """
-        if self._executing or self._backlog:
+        if self._executing or self._backlog or self.failure is not None:
             return
+        try:
+            self._flush_now()
+        except errors.StorageError as exc:
+            self.failure = exc
+            logger.critical("storage write failed, stopping the node: %s", exc)
+            self.kick()
+
+    def _flush_now(self) -> None:
         self._flush_submissions()
         actions = self.raft.take_actions()
         if any(isinstance(a, act.SaveHardState | act.InstallSnapshot) for a in actions):
@@ -264,15 +282,16 @@ class RaftRuntime(TicketDesk):
             if pending is not None:
                 pending.fail(errors.ReadFailedError(f"read not confirmed: {action.reason}"))
         elif isinstance(action, act.ProposalForwarded):
-            for ticket, proposal in zip(
+            for group, proposal in zip(
                 self._forwards.pop(action.request_id, ()), action.proposals, strict=False
             ):
-                self._register(ticket, proposal)
+                self._register(group, proposal)
         elif isinstance(action, act.ProposalFailed):
             error = errors.error_for_refusal(Refusal(action.reason, action.message))
-            for ticket in self._forwards.pop(action.request_id, ()):
-                ticket.refused = True
-                ticket.fail(error)
+            for group in self._forwards.pop(action.request_id, ()):
+                for ticket in group:
+                    ticket.refused = True
+                    ticket.fail(error)
         elif isinstance(action, act.SendSnapshotChunk):
             self._snapshots.send_chunk(action)
         elif isinstance(action, act.WriteSnapshotChunk):

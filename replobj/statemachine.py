@@ -19,6 +19,10 @@ Decisions:
   arguments are immutable (:func:`~replobj.command.has_immutable_arguments`), so a
   caller who mutates an argument after the call cannot change one replica only; any
   other argument goes through the pickle round trip, as on every other replica.
+- the calls a node submits together arrive as one entry with a packed payload
+  (:func:`~replobj.command.pack_commands`); its commands apply in order, each with its
+  own session check, outcome and ``current_entry().position``, and one that cannot be
+  decoded on this replica fails alone.
 
 Snapshot layout: one format tag byte (``SNAPSHOT_TAG``) then a pickle (protocol 5) of a
 dict holding the applied index/term, the session table and each object's state
@@ -37,9 +41,15 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-import cloudpickle  # type: ignore[import-untyped]
-
-from .command import Command, CommandOutcome, decode_commands, payload_timestamp
+from .command import (
+    PACKED_TAG,
+    Command,
+    CommandOutcome,
+    decode_commands,
+    decode_packed_command,
+    payload_timestamp,
+    unpack_commands,
+)
 from .entry_context import run_in_entry
 from .errors import (
     ApplyOrderError,
@@ -51,18 +61,22 @@ from .errors import (
     NotAQueryError,
     UnknownMethodError,
     UnknownObjectError,
-    UnpicklableStateError,
 )
+from .object_state import dump_state, set_state
 from .raft.types import Entry, EntryKind, LogIndex, Term
 from .replicated import ObjectSpec, spec_of
 from .sessions import DEFAULT_SESSION_TTL, SessionTable
 
-__all__ = ["SNAPSHOT_TAG", "ApplyOutcome", "StateMachine"]
+__all__ = ["SNAPSHOT_TAG", "ApplyOutcome", "LocalCommands", "StateMachine"]
 
 SNAPSHOT_TAG = 0x01
 """First byte of the snapshot format written by :meth:`StateMachine.snapshot`."""
 
 _T = TypeVar("_T")
+_PACKED = bytes([PACKED_TAG])
+
+LocalCommands = tuple[Command | None, ...]
+"""The commands a node encoded, by position in a packed payload (``None``: decode that one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +86,11 @@ class ApplyOutcome:
     :param index: the entry's index.
     :param term: the entry's term.
     :param kind: the entry's kind; ``NOOP``/``CONFIG`` entries have no commands.
-    :param commands: one outcome per command in the entry, in order.
-    :param error: set when a ``COMMAND`` payload could not be decoded (then
-        ``commands`` is empty); the caller that proposed that index should see it.
+    :param commands: one outcome per command in the entry, in order (a command of a
+        packed payload that could not be decoded has an outcome whose ``error`` is the
+        :class:`~replobj.errors.CorruptCommandError`, with an empty client id and seq 0).
+    :param error: set when a ``COMMAND`` payload could not be decoded as a whole (then
+        ``commands`` is empty); the callers that proposed that index should see it.
     """
 
     index: LogIndex
@@ -155,15 +171,16 @@ class StateMachine:
         """Close attaching; called when the node starts."""
         self._frozen = True
 
-    def apply(self, entry: Entry, local: Command | None = None) -> ApplyOutcome:
+    def apply(self, entry: Entry, local: Command | LocalCommands | None = None) -> ApplyOutcome:
         """Apply the next committed entry.
 
         :param entry: the entry.
-        :param local: the command whose payload (once stamped by the leader) is
-            ``entry.payload``, when this node encoded it and knows the entry is that
-            payload (same index and term as its proposal). It is applied without decoding
-            the payload, with the entry's timestamp. Pass it only if its arguments cannot
-            have changed since it was encoded (see
+        :param local: what this node knows of ``entry.payload`` when it encoded it and
+            knows the entry is that payload (same index and term as its proposal): the
+            command itself for a single-command payload, or for a packed payload one
+            command (or ``None``) per position. Those commands are applied without
+            decoding, with the entry's timestamp. Pass a command only if its arguments
+            cannot have changed since it was encoded (see
             :func:`~replobj.command.has_immutable_arguments`).
         :raises ~replobj.errors.ApplyOrderError: if ``entry`` does not directly follow
             :attr:`applied_index` (nothing is applied then).
@@ -177,12 +194,7 @@ class StateMachine:
         outcome: ApplyOutcome
         if entry.kind is EntryKind.COMMAND:
             try:
-                if local is not None:
-                    result = self._apply_command(local, entry, payload_timestamp(entry.payload))
-                    results: tuple[CommandOutcome, ...] = (result,)
-                else:
-                    commands = decode_commands(entry.payload)
-                    results = tuple([self._apply_command(cmd, entry, None) for cmd in commands])
+                results = self._apply_payload(entry, local)
             except CorruptCommandError as exc:
                 outcome = ApplyOutcome(entry.index, entry.term, entry.kind, error=exc)
             else:
@@ -193,14 +205,44 @@ class StateMachine:
         self._applied_term = entry.term
         return outcome
 
-    def _apply_command(self, cmd: Command, entry: Entry, timestamp: float | None) -> CommandOutcome:
+    def _apply_payload(
+        self, entry: Entry, local: Command | LocalCommands | None
+    ) -> tuple[CommandOutcome, ...]:
+        payload = entry.payload
+        if payload[:1] == _PACKED:
+            return self._apply_packed(entry, local)
+        if isinstance(local, Command):
+            return (self._apply_command(local, entry, payload_timestamp(payload), 0),)
+        commands = decode_commands(payload)
+        return tuple([self._apply_command(c, entry, None, i) for i, c in enumerate(commands)])
+
+    def _apply_packed(
+        self, entry: Entry, local: Command | LocalCommands | None
+    ) -> tuple[CommandOutcome, ...]:
+        timestamp, pickles = unpack_commands(entry.payload)
+        if not isinstance(local, tuple) or len(local) != len(pickles):
+            local = (None,) * len(pickles)
+        results = []
+        for position, (data, cmd) in enumerate(zip(pickles, local, strict=True)):
+            if cmd is None:
+                try:
+                    cmd = decode_packed_command(data, timestamp)
+                except CorruptCommandError as exc:
+                    results.append(CommandOutcome(b"", 0, error=exc))
+                    continue
+            results.append(self._apply_command(cmd, entry, timestamp, position))
+        return tuple(results)
+
+    def _apply_command(
+        self, cmd: Command, entry: Entry, timestamp: float | None, position: int
+    ) -> CommandOutcome:
         kept = self._sessions.begin(cmd, timestamp)
         if kept is not None:
             return kept
         try:
             method = getattr(self._command_target(cmd), cmd.method)
-            position = (entry.index, entry.term, self._sessions.now)
-            value = run_in_entry(position, method, cmd.args, cmd.kwargs)
+            where = (entry.index, entry.term, self._sessions.now, position)
+            value = run_in_entry(where, method, cmd.args, cmd.kwargs)
             outcome = CommandOutcome(cmd.client_id, cmd.seq, value)
         except Exception as exc:
             outcome = CommandOutcome(cmd.client_id, cmd.seq, error=exc)
@@ -265,7 +307,7 @@ class StateMachine:
             pickled; the message names the object.
         """
         objects = {
-            name: (self._specs[name].class_name, _dump_state(name, obj))
+            name: (self._specs[name].class_name, dump_state(name, obj))
             for name, obj in self._objects.items()
         }
         doc = {
@@ -313,7 +355,7 @@ class StateMachine:
                 ) from exc
         for name, state in states.items():
             try:
-                _set_state(self._objects[name], state)
+                set_state(self._objects[name], state)
             except Exception as exc:
                 raise CorruptSnapshotError(
                     f"object {name!r} rejected its snapshot state ({type(exc).__name__}: {exc})"
@@ -336,52 +378,3 @@ class StateMachine:
                     f"holds a {class_name}: attach the same class under the same name on every "
                     "node"
                 )
-
-
-def _dump_state(name: str, obj: Any) -> bytes:
-    state = obj.__getstate__()
-    try:
-        return pickle.dumps(state, protocol=5)
-    except Exception:
-        pass
-    try:
-        data: bytes = cloudpickle.dumps(state, protocol=5)
-        return data
-    except Exception as exc:
-        raise UnpicklableStateError(
-            f"cannot snapshot object {name!r} ({type(obj).__qualname__}): {exc}; keep only "
-            "picklable data in its attributes, or define __getstate__/__setstate__"
-        ) from exc
-
-
-def _set_state(obj: Any, state: Any) -> None:
-    """Restore ``state`` into ``obj`` in place, as pickle would into a fresh instance."""
-    setstate = getattr(obj, "__setstate__", None)
-    if setstate is not None:
-        setstate(state)
-        return
-    slots: dict[str, Any] = {}
-    if isinstance(state, tuple) and len(state) == 2:
-        state, slots = state
-        slots = slots or {}
-    if hasattr(obj, "__dict__"):
-        obj.__dict__.clear()
-        obj.__dict__.update(state or {})
-    for slot in _slot_names(type(obj)):
-        if slot in slots:
-            setattr(obj, slot, slots[slot])
-        elif hasattr(obj, slot):
-            delattr(obj, slot)
-
-
-def _slot_names(cls: type) -> list[str]:
-    names: list[str] = []
-    for klass in cls.__mro__:
-        declared = vars(klass).get("__slots__", ())
-        declared = (declared,) if isinstance(declared, str) else declared
-        for slot in declared:
-            if slot in ("__dict__", "__weakref__"):
-                continue
-            private = slot.startswith("__") and not slot.endswith("__")
-            names.append(f"_{klass.__name__.lstrip('_')}{slot}" if private else slot)
-    return names

@@ -11,7 +11,7 @@ import pytest
 import replobj
 
 PACKAGE = Path(replobj.__file__).parent
-MODULES = ["replicated", "command", "statemachine", "sessions", "entry_context"]
+MODULES = ["replicated", "command", "statemachine", "sessions", "entry_context", "object_state"]
 FORBIDDEN = {"time", "socket", "asyncio", "threading", "os", "random", "datetime"}
 
 
