@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
@@ -172,11 +173,24 @@ class Node(ClusterOperations):
             raise
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-        if self._outer is not None:
-            await self._outer.__aexit__(None, None, None)
-            self._outer = None
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        outer, self._outer = self._outer, None
+        try:
+            await self.aclose()
+        except BaseException as stopped:  # cancelled because serve failed: raise why
+            if outer is None or not await outer.__aexit__(
+                type(stopped), stopped, stopped.__traceback__
+            ):
+                raise
+            return None
+        if outer is None:
+            return None
+        return await outer.__aexit__(exc_type, exc, traceback)
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -192,6 +206,7 @@ class Node(ClusterOperations):
         storage = self._open_storage()
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
+        failed = False
         try:
             restored = self._restore(storage)
             transport = self._make_transport()
@@ -229,12 +244,21 @@ class Node(ClusterOperations):
                     tasks.cancel_scope.cancel()
             finally:
                 await transport.aclose()
+        except BaseException:
+            failed = True
+            raise
         finally:
             self._runtime = None
             self._transport = None
-            with contextlib.suppress(errors.StorageError):
-                storage.sync()
-            storage.close()
+            if not failed:  # never retry a failed fsync: it may "succeed" with the data lost
+                with contextlib.suppress(errors.StorageError):
+                    storage.sync()
+            try:
+                storage.close()
+            except errors.StorageError as exc:
+                if not failed:
+                    raise
+                logger.warning("%s: closing its failed storage: %s", self.id, exc)
             self._stopped.set()
             logger.info("%s stopped", self.id)
 

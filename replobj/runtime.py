@@ -22,9 +22,11 @@ outcome), :mod:`replobj.snapshotting` (taking, sending and installing snapshots)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
+from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.abc
@@ -36,7 +38,7 @@ from .raft.node import RaftNode
 from .raft.types import LogIndex, Refusal, Role, SnapshotMeta
 from .runtime_options import RuntimeOptions
 from .snapshotting import SnapshotKeeper, Snapshotter
-from .storage.protocol import Storage, WriteBatch
+from .storage.protocol import AppendEntries, Storage, WriteBatch
 from .tickets import ApplyCallback, CallTicket, PayloadPacker, TicketDesk
 from .transport.base import Transport
 from .waiting import IndexWaiters, Pending
@@ -102,6 +104,7 @@ class RaftRuntime(TicketDesk):
         """Takes, sends and installs snapshots."""
         self.role_changed = anyio.Event()
         self.failure: BaseException | None = None
+        self._failed = anyio.Event()
 
     # ------------------------------------------------------------------ running
 
@@ -112,9 +115,10 @@ class RaftRuntime(TicketDesk):
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self._receive_loop)
             tasks.start_soon(self._timer_loop)
-            tasks.start_soon(self._sync_loop)
-            tasks.start_soon(self._drive_loop)
+            tasks.start_soon(self._until_storage_fails, self._sync_loop)
+            tasks.start_soon(self._until_storage_fails, self._drive_loop)
             tasks.start_soon(self._expiry_loop)
+            tasks.start_soon(self._stop_on_failure)
             self.kick()
             task_status.started()
 
@@ -177,9 +181,34 @@ class RaftRuntime(TicketDesk):
         try:
             await anyio.to_thread.run_sync(self.storage.sync)
         except errors.StorageError as exc:
-            self.failure = exc
-            logger.critical("storage sync failed, stopping the node: %s", exc)
-            raise
+            raise self._storage_failed(exc, "sync") from exc
+
+    def _storage_failed(self, exc: errors.StorageError, action: str) -> BaseException:
+        """Record and log a fatal storage failure (the first one); the node then stops."""
+        if self.failure is None:
+            self.failure = errors.StorageError(
+                f"node {self.raft.id!r} stopped: its storage could not {action} ({exc}). "
+                "What it had not synced may be lost, so it must not carry on: fix the disk "
+                "(free space; for I/O errors check the device: dmesg, SMART), then restart "
+                "the node on the same data directory; it catches up from the others"
+            )
+            logger.critical("%s", self.failure)
+        self._failed.set()
+        return self.failure
+
+    async def _until_storage_fails(self, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run ``loop``; a storage failure is raised once, by :meth:`_stop_on_failure`."""
+        try:
+            await loop()
+        except errors.StorageError as exc:
+            if exc is not self.failure:
+                raise
+
+    async def _stop_on_failure(self) -> None:
+        """Stop the runtime once storage failed, wherever (a caller's eager flush too)."""
+        await self._failed.wait()
+        assert self.failure is not None
+        raise self.failure
 
     # ------------------------------------------------------------------ actions
 
@@ -196,8 +225,6 @@ class RaftRuntime(TicketDesk):
                 self.transport.send(action.to, action.message)
             elif isinstance(action, act.AppendLog):
                 batch.append(action.entries)
-                last = action.entries[-1]
-                self._written = (last.index, last.term)
             elif isinstance(action, act.SaveHardState):
                 batch.set_hard_state(action.hard_state)
                 hard_state_unsynced = True
@@ -218,7 +245,16 @@ class RaftRuntime(TicketDesk):
     def _write(self, batch: WriteBatch) -> None:
         if not batch:
             return
-        self.storage.write(batch)
+        if self.failure is not None:
+            raise self.failure
+        try:
+            self.storage.write(batch)
+        except errors.StorageError as exc:
+            raise self._storage_failed(exc, "write") from exc
+        appended = [op for op in batch.operations if isinstance(op, AppendEntries)]
+        if appended:
+            last = appended[-1].entries[-1]
+            self._written = (last.index, last.term)  # only once it is really written
         if batch.operations:
             self._sync_wanted.set()
 
@@ -228,17 +264,14 @@ class RaftRuntime(TicketDesk):
         Lets followers start on the first entries while this node still serves the rest
         of its callers. Only actions that need no waiting run here; anything else (a
         hard-state sync, a snapshot install) and everything after it is left, in order,
-        for the drive loop. A failed write here (in a caller's task) stops the node: the
-        drive loop raises it, and nothing written after it counts as persisted.
+        for the drive loop. A failed write here (in a caller's task) stops the node
+        (:meth:`_storage_failed` records it and :meth:`_stop_on_failure` raises it), and
+        nothing written after it counts as persisted.
         """
         if self._executing or self._backlog or self.failure is not None:
             return
-        try:
+        with contextlib.suppress(errors.StorageError):  # recorded: the node stops
             self._flush_now()
-        except errors.StorageError as exc:
-            self.failure = exc
-            logger.critical("storage write failed, stopping the node: %s", exc)
-            self.kick()
 
     def _flush_now(self) -> None:
         self._flush_submissions()
@@ -253,8 +286,6 @@ class RaftRuntime(TicketDesk):
                 self.transport.send(action.to, action.message)
             elif isinstance(action, act.AppendLog):
                 batch.append(action.entries)
-                last = action.entries[-1]
-                self._written = (last.index, last.term)
             elif not isinstance(action, act.CompactLog):
                 self._write(batch)
                 batch = WriteBatch()

@@ -28,3 +28,20 @@ def test_a_seeded_fault_schedule_keeps_every_guarantee(
     assert report.ok, report.summary() + "\n" + report.explanation
     assert report.plot, "matplotlib is a test dependency: the latency plot must be drawn"
     assert Path(report.plot).read_bytes().startswith(b"\x89PNG")
+
+
+def test_failing_fsyncs_stop_the_member_and_lose_no_acknowledged_write(tmp_path: Path) -> None:
+    config = RunConfig(4, nodes=3, duration=6.0, backend="trio", faults=("disk",))
+    report = run_seed(config, report_dir=tmp_path)
+    print(report.summary())
+    for fault in report.faults:
+        print(fault)
+    print(
+        "replay: python -m replobj.testing.nemesis --first-seed 4 --seeds 1 --nodes 3 "
+        f"--duration 6 --backend trio --faults disk (data and logs: {report.workdir})"
+    )
+    stopped = [fault for fault in report.faults if "fsyncs failed, exit 1" in fault.note]
+    assert stopped, f"no member stopped on a failed fsync: {report.faults}"
+    assert any(fault.role == "leader" for fault in stopped)
+    assert report.appends_acknowledged > 20
+    assert report.ok, report.summary() + "\n" + report.explanation

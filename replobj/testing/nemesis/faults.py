@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 
 from ...demo import MemberError, ProcessCluster
+from .disk import ExpectedCrash, fail_disk_and_restart
 from .network import NET_FAULT_KINDS, NetFault, plan_net_fault
 from .power import PowerRig
 from .report import FaultEvent
@@ -38,7 +39,8 @@ class Nemesis:
     :param election_timeout: the members' election timeout (pauses last longer).
     :param started: the ``time.monotonic()`` the fault times are relative to.
     :param founders: how many members the cluster started with (fresh ones are numbered on).
-    :param power: the members' power-loss mounts (needed for ``power`` and ``power-all``).
+    :param power: the members' power-loss mounts (needed for ``power``, ``power-all`` and
+        ``disk``).
     """
 
     cluster: ProcessCluster
@@ -51,6 +53,7 @@ class Nemesis:
     events: list[FaultEvent] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     paused: set[str] = field(default_factory=set)
+    expected_crashes: list[ExpectedCrash] = field(default_factory=list)
     _fresh: int = 0
 
     def _now(self) -> float:
@@ -88,6 +91,8 @@ class Nemesis:
                 note = await self._network(kind, target)
             elif kind in ("power", "power-all"):
                 target, note = await self._power_cut(kind, target, [leader, *followers])
+            elif kind == "disk":
+                note = await self._disk(target)
             elif kind == "membership":
                 target, note = await self._replace(target, leader)
             else:
@@ -186,6 +191,18 @@ class Nemesis:
                 notes.append(f"{node} restart failed")
         label = "all" if kind == "power-all" else " ".join(victims)
         return label, "; ".join(notes)
+
+    async def _disk(self, target: str) -> str:
+        """Fail ``target``'s fsyncs until it stops, then heal its disk and restart it."""
+        if self.power is None:
+            raise ValueError("disk faults need the members' data on power-loss mounts")
+        result = await fail_disk_and_restart(
+            self.cluster, self.power, target, self.rng, self.election_timeout
+        )
+        self.problems.extend(result.problems)
+        if result.crash is not None:
+            self.expected_crashes.append(result.crash)
+        return result.note
 
     async def _kill_and_pause(
         self, victim: str, leader: str, followers: Sequence[str]

@@ -4,18 +4,20 @@ A :class:`PowerRig` mounts a :class:`~replobj.testing.powerloss.PowerLossMount` 
 member's data directory before the member first starts (the real files live in
 ``<workdir>/disks/<member>``). Cutting a member's power kills its process and its
 filesystem daemon together, so everything it wrote but did not fsync is gone when it
-restarts: what a machine losing power keeps.
+restarts: what a machine losing power keeps. The same mounts make a member's disk fail
+(every fsync returns EIO) for the ``disk`` fault.
 """
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio.to_thread
 
 from ...demo.process import MemberSpec
-from ..powerloss import PowerLossMount, PowerLossStats
+from ..powerloss import DiskFaultStats, PowerLossMount, PowerLossStats
 
 __all__ = ["PowerRig"]
 
@@ -42,6 +44,20 @@ class PowerRig:
     async def cut(self, node: str) -> PowerLossStats:
         """Cut ``node``'s filesystem power (kill its process first); returns what was lost."""
         return await anyio.to_thread.run_sync(self.mounts[node].cut)
+
+    def fail_disk(self, node: str, fsync_errno: int = errno.EIO) -> None:
+        """Make every fsync on ``node``'s disk fail with ``fsync_errno`` until :meth:`heal_disk`."""
+        self.mounts[node].fail_disk(fsync_errno=fsync_errno)
+
+    def heal_disk(self, node: str) -> DiskFaultStats:
+        """Make ``node``'s disk work again; returns what the switch failed so far."""
+        mount = self.mounts[node]
+        mount.heal_disk()
+        return mount.disk_faults()
+
+    def disk_faults(self, node: str) -> DiskFaultStats:
+        """What ``node``'s disk-error switch has failed so far."""
+        return self.mounts[node].disk_faults()
 
     async def close(self) -> None:
         """Unmount everything (after the members have stopped): clean stops, dirty pages synced."""

@@ -22,6 +22,7 @@ FAULT_KINDS = (
     "combined",
     "power",
     "power-all",
+    "disk",
 )
 """Every fault the nemesis injects: ``kill`` (SIGKILL, then restart from the data directory),
 ``pause`` (SIGSTOP for longer than the election timeout, then SIGCONT), the network faults
@@ -30,10 +31,11 @@ of :data:`~replobj.testing.nemesis.network.NET_FAULT_KINDS` (``partition``, ``br
 follower, then add a fresh one) and ``combined`` (two at once: a kill and a pause, a
 partition and a kill on the majority side, or a replacement over lossy links), ``power``
 (a minority loses power: process and filesystem die together, unsynced writes are gone;
-see :mod:`~replobj.testing.nemesis.power`) and ``power-all`` (every member loses power at
-once)."""
+see :mod:`~replobj.testing.nemesis.power`), ``power-all`` (every member loses power at
+once) and ``disk`` (a member's fsyncs fail with EIO until it stops, then it restarts; see
+:mod:`~replobj.testing.nemesis.disk`)."""
 
-POWER_KINDS = ("power", "power-all")
+POWER_KINDS = ("power", "power-all", "disk")
 """The faults that need members' data on power-loss mounts (root and ``/dev/fuse``)."""
 
 

@@ -112,7 +112,7 @@ class Workload:
     async def _one_call(self, client: str, via: str) -> bool:
         """One random call through ``via``; ``False`` if its outcome stayed unknown."""
         member = self.cluster.members.get(via)
-        if member is None:
+        if member is None or member.exited.is_set():  # gone, or crashed (a failed disk)
             await anyio.sleep(0.05)
             return True
         choice = self.rng.random()
@@ -173,7 +173,7 @@ class Workload:
     async def local_journal(self, via: str) -> None:
         """Read ``via``'s journal locally and keep it for the monotonicity check."""
         member = self.cluster.members.get(via)
-        if member is None:
+        if member is None or member.exited.is_set():
             return
         pid = member.pid
         call_time = time.monotonic_ns()

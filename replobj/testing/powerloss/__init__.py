@@ -12,6 +12,11 @@ SIGKILLs the daemon, so what survives is exactly what was fsynced::
     mount.start()    # reboot: the files hold what was fsynced
     mount.stop()     # clean shutdown (syncs everything)
 
+``mount.fail_disk(fsync_errno=errno.EIO)`` makes every fsync fail from then on (and
+forget the file's dirty pages, as Linux does after a writeback error), and
+``fail_disk(fsync_errno=0, write_errno=errno.ENOSPC)`` a full disk, until
+``mount.heal_disk()``; :class:`DiskFaultStats` counts what was failed.
+
 Needs root (mount(2)) and ``/dev/fuse``; otherwise :class:`PowerLossMountError` says
 what is missing.
 
@@ -32,6 +37,7 @@ Model and limits:
 from __future__ import annotations
 
 from .errors import PowerLossMountError
+from .injection import DiskFaultStats
 from .mount import PowerLossMount, PowerLossStats
 
-__all__ = ["PowerLossMount", "PowerLossMountError", "PowerLossStats"]
+__all__ = ["DiskFaultStats", "PowerLossMount", "PowerLossMountError", "PowerLossStats"]

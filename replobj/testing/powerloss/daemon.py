@@ -1,7 +1,8 @@
 """The filesystem daemon: mounts FUSE with mount(2) and answers ``/dev/fuse`` requests.
 
-Run it as ``python -m replobj.testing.powerloss --backing DIR --mount MNT --status FILE``
-(normally through :class:`~replobj.testing.powerloss.PowerLossMount`). It prints
+Run it as ``python -m replobj.testing.powerloss --backing DIR --mount MNT --status FILE
+[--faults FILE]`` (normally through :class:`~replobj.testing.powerloss.PowerLossMount`;
+``--faults`` is the disk-error switch of :mod:`~replobj.testing.powerloss.injection`). It prints
 ``ready`` on stdout once the kernel's INIT is answered. SIGTERM or an unmount is a clean
 stop: every dirty page is synced to the backing files first. SIGKILL is a power cut.
 The status file holds live counters (see :data:`STATUS`), readable after a SIGKILL.
@@ -29,6 +30,7 @@ from types import FrameType
 from . import protocol as p
 from .errors import PowerLossMountError
 from .filesystem import PowerLossFilesystem
+from .injection import DiskFaultSwitch, open_control
 
 __all__ = ["STATUS", "main", "mount_fuse", "serve", "unmount_detached"]
 
@@ -133,12 +135,18 @@ def _reply(fd: int, unique: int, error: int, body: bytes) -> None:
         os.write(fd, p.OUT_HEADER.pack(p.OUT_HEADER.size + len(body), -error, unique) + body)
 
 
-def serve(fuse_fd: int, filesystem: PowerLossFilesystem, status: mmap.mmap) -> str:
+def serve(
+    fuse_fd: int,
+    filesystem: PowerLossFilesystem,
+    status: mmap.mmap,
+    disk_faults: DiskFaultSwitch | None = None,
+) -> str:
     """Answer requests until unmounted or SIGTERM/SIGINT; the caller then syncs and exits.
 
     :param fuse_fd: the ``/dev/fuse`` descriptor of the mount.
     :param filesystem: the operations.
     :param status: the mapped status file, updated after every request.
+    :param disk_faults: the switch that makes fsyncs or writes fail (``None``: never).
     :returns: why serving stopped (``"unmounted"`` or ``"signal"``).
     """
     state = {"idle": False, "stop": False}
@@ -153,6 +161,7 @@ def serve(fuse_fd: int, filesystem: PowerLossFilesystem, status: mmap.mmap) -> s
     signal.signal(signal.SIGINT, on_signal)
     requests = 0
     counters = filesystem.counters
+    switch = disk_faults or DiskFaultSwitch(None)
     try:
         while True:
             state["idle"] = True
@@ -172,8 +181,13 @@ def serve(fuse_fd: int, filesystem: PowerLossFilesystem, status: mmap.mmap) -> s
             header = p.RequestHeader.parse(request)
             body = request[p.IN_HEADER.size : header.length]
             try:
+                injected = switch.injected_error(header.opcode)
                 if header.opcode == p.Opcode.INIT:
                     reply: bytes | None = _init_reply(body)
+                elif injected:
+                    if header.opcode == p.Opcode.FSYNC:
+                        filesystem.fail_fsync(body)
+                    raise OSError(injected, os.strerror(injected))
                 else:
                     reply = filesystem.handle(header, body)
                 error = 0
@@ -240,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backing", required=True, help="directory holding the real files")
     parser.add_argument("--mount", required=True, help="empty directory to mount on")
     parser.add_argument("--status", required=True, help="file for live counters")
+    parser.add_argument("--faults", default=None, help="disk-error control file (injection)")
     args = parser.parse_args(argv)
     os.umask(0)
     os.chdir("/")
@@ -256,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
         threading.Thread(target=_watch_parent, args=(mountpoint,), daemon=True).start()
-    reason = serve(fuse_fd, filesystem, status)
+    control = None if args.faults is None else open_control(args.faults, create=True)
+    reason = serve(fuse_fd, filesystem, status, DiskFaultSwitch(control))
     if _controller_gone.is_set():
         os.kill(os.getpid(), signal.SIGKILL)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -302,6 +302,13 @@ class PowerLossFilesystem:
         self.counters.fsyncs += 1
         return b""
 
+    def fail_fsync(self, body: bytes) -> None:
+        """An FSYNC the disk fails: the file's dirty pages are lost (see ``injection``).
+
+        :param body: the FSYNC request's body.
+        """
+        self._handle_overlay(p.FSYNC_IN.unpack_from(body)[0]).discard()
+
     def _fallocate(self, header: p.RequestHeader, body: bytes) -> bytes:
         handle, offset, length, mode, _ = p.FALLOCATE_IN.unpack_from(body)
         overlay = self._handle_overlay(handle)

@@ -19,6 +19,7 @@ import replobj
 
 from .daemon import STATUS, unmount_detached
 from .errors import PowerLossMountError
+from .injection import DiskFaultStats, open_control, read_stats, set_errors
 
 __all__ = ["PowerLossMount", "PowerLossStats"]
 
@@ -65,6 +66,7 @@ class PowerLossMount:
         self._workdir = Path(tempfile.mkdtemp(prefix="replobj-powerloss-"))
         self._status_path = self._workdir / "status"
         self._log_path = self._workdir / "daemon.log"
+        self._control = open_control(self._workdir / "disk-faults", create=True)
         self.last_stats: PowerLossStats | None = None
         """Counters of the last daemon that ended (by :meth:`cut` or :meth:`stop`)."""
 
@@ -103,6 +105,8 @@ class PowerLossMount:
                     str(self.mountpoint),
                     "--status",
                     str(self._status_path),
+                    "--faults",
+                    str(self._workdir / "disk-faults"),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -168,6 +172,26 @@ class PowerLossMount:
         if len(raw) < STATUS.size:
             return PowerLossStats(0, 0, 0, 0, 0, 0)
         return PowerLossStats(*STATUS.unpack_from(raw))
+
+    def fail_disk(self, *, fsync_errno: int = errno.EIO, write_errno: int = 0) -> None:
+        """Make the disk fail from the next request on, until :meth:`heal_disk`.
+
+        Every fsync/fdatasync then returns ``fsync_errno`` and forgets the file's dirty
+        pages (Linux after a writeback error); every write returns ``write_errno``
+        (``errno.ENOSPC``: a full disk). The switch survives :meth:`cut` and :meth:`start`.
+
+        :param fsync_errno: errno for fsyncs, ``0`` to leave them working.
+        :param write_errno: errno for writes and fallocates, ``0`` to leave them working.
+        """
+        set_errors(self._control, fsync_errno=fsync_errno, write_errno=write_errno)
+
+    def heal_disk(self) -> None:
+        """Make fsyncs and writes work again (what was lost meanwhile stays lost)."""
+        set_errors(self._control, fsync_errno=0, write_errno=0)
+
+    def disk_faults(self) -> DiskFaultStats:
+        """The disk-error switch and how many fsyncs and writes it has failed so far."""
+        return read_stats(self._control)
 
     def _kill_and_detach(self) -> None:
         daemon, self._daemon = self._daemon, None
@@ -240,6 +264,7 @@ class PowerLossMount:
         finally:
             if self._daemon is not None:
                 self._kill_and_detach()
+            self._control.close()
             shutil.rmtree(self._workdir, ignore_errors=True)
 
     def __enter__(self) -> PowerLossMount:

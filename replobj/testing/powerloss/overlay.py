@@ -139,6 +139,17 @@ class FileOverlay:
         os.fsync(self.data_fd)
         return written
 
+    def discard(self) -> int:
+        """Forget every dirty page: a failed writeback (the file is again what the last sync left).
+
+        :returns: how many dirty bytes were forgotten (whole pages).
+        """
+        lost = self.dirty_bytes
+        self._pages.clear()
+        self._size_dirty = False
+        self.size = self.floor = os.fstat(self.data_fd).st_size
+        return lost
+
     def _dirty_runs(self) -> list[tuple[int, bytes]]:
         """Dirty pages merged into contiguous runs, clipped to the logical size."""
         runs: list[tuple[int, bytes]] = []
