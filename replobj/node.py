@@ -85,6 +85,8 @@ class Node(ClusterOperations):
     :param election_timeout: seconds (randomised up to twice this).
     :param heartbeat_interval: seconds between leader heartbeats.
     :param snapshot_entries: applied entries between automatic snapshots.
+    :param snapshot_bytes: or applied payload bytes, whichever comes first (calls made
+        together share an entry, so entries alone do not bound the log's size).
     :param call_timeout: default seconds a call may take before
         :class:`~replobj.errors.CallTimeoutError`.
     :param seed: seed for timeouts' jitter (tests).
@@ -107,6 +109,7 @@ class Node(ClusterOperations):
         election_timeout: float = 1.0,
         heartbeat_interval: float = 0.1,
         snapshot_entries: int = 20_000,
+        snapshot_bytes: int = 64 << 20,
         call_timeout: float = 10.0,
         seed: int | None = None,
         wrap_transport: Callable[[Transport], Transport] | None = None,
@@ -124,7 +127,12 @@ class Node(ClusterOperations):
         self.transport_kind = transport
         self.call_timeout = call_timeout
         self._storage = storage
-        self._options = RuntimeOptions(election_timeout, heartbeat_interval, snapshot_entries)
+        self._options = RuntimeOptions(
+            election_timeout,
+            heartbeat_interval,
+            snapshot_entries,
+            snapshot_bytes=snapshot_bytes,
+        )
         self._seed = seed
         self._wrap_transport = wrap_transport
         self.statemachine = StateMachine()

@@ -304,6 +304,7 @@ class RaftRuntime(TicketDesk):
             self._arm_timer(action.kind)
         elif isinstance(action, act.ApplyEntries):
             self._apply_entries(action.entries)
+            self._snapshots.note_applied(action.entries)
         elif isinstance(action, act.ReadReady):
             pending = self._reads.pop(action.request_id, None)
             if pending is not None:

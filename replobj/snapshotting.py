@@ -9,7 +9,7 @@ atomically (the commit runs in a worker thread so the event loop keeps running).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import anyio
@@ -18,7 +18,7 @@ from . import errors
 from .raft import actions as act
 from .raft.messages import InstallSnapshot as InstallSnapshotMessage
 from .raft.node import RaftNode
-from .raft.types import LogIndex, SnapshotMeta
+from .raft.types import Entry, LogIndex, SnapshotMeta
 from .runtime_options import RuntimeOptions
 from .storage.protocol import SnapshotWriter, Storage
 from .transport.base import Transport
@@ -70,14 +70,22 @@ class SnapshotKeeper:
         self._kick = kick
         self._incoming: SnapshotWriter | None = None
         self._retry_at: LogIndex = 0
+        self._applied_bytes = 0
         self.error: str | None = None
         """Why the last snapshot failed (an object's state could not be pickled), or ``None``."""
 
+    def note_applied(self, entries: Sequence[Entry]) -> None:
+        """Count the payload bytes of applied entries toward the next snapshot."""
+        self._applied_bytes += sum(len(entry.payload) for entry in entries)
+
     def take_if_due(self) -> None:
-        """Take a snapshot if enough entries were applied since the last one (or failed one)."""
+        """Take a snapshot if enough entries, or enough payload bytes, were applied since
+        the last one (or failed one)."""
         raft = self._raft
         applied = raft.applied_index
-        if applied - raft.snapshot.last_index < self._options.snapshot_entries:
+        options = self._options
+        enough_entries = applied - raft.snapshot.last_index >= options.snapshot_entries
+        if not enough_entries and self._applied_bytes < options.snapshot_bytes:
             return
         if applied < self._retry_at:
             return
@@ -117,6 +125,7 @@ class SnapshotKeeper:
             writer.write_chunk(offset, data[offset : offset + chunk])
         writer.commit(keep_log=True)
         raft.handle_snapshot_taken(meta)
+        self._applied_bytes = 0
         self._kick()
         logger.info("%s took a snapshot at index %d (%d bytes)", raft.id, applied, len(data))
         return meta
@@ -153,5 +162,6 @@ class SnapshotKeeper:
         self._snapshotter.restore(data)
         self._raft.handle_snapshot_installed(action.meta)
         self._applied.advance(action.meta.last_index)
+        self._applied_bytes = 0
         logger.info("%s installed a snapshot at index %d", self._raft.id, action.meta.last_index)
         self._kick()
