@@ -297,7 +297,8 @@ class Node(ClusterOperations):
             writer = storage.begin_snapshot(meta)
             writer.commit()
             return RestoredState.bootstrap(set(self.peers))
-        self._restarted = bool(restored.entries) or restored.snapshot.last_index > 0
+        # A joining node may be a wiped member that served newer reads before: catch up first.
+        self._restarted = self.join or bool(restored.entries) or restored.snapshot.last_index > 0
         if restored.snapshot.last_index > 0:
             size = storage.snapshot_size()
             self.statemachine.restore(storage.read_snapshot_chunk(0, size))

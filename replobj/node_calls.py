@@ -52,10 +52,11 @@ class NodeCalls:
     async def local_read_ready(self) -> None:
         """Before the first local read after a restart, catch up past what was served before.
 
-        A restarted node rebuilds its state from its snapshot and log, so until it has
-        applied what the cluster had committed its local state may be older than what it
-        served before the restart; one ReadIndex barrier closes that gap (local reads never
-        go backwards on a node).
+        A restarted node rebuilds its state from its snapshot and log (a node started to
+        join, perhaps after its directory was wiped, from nothing), so until it has applied
+        what the cluster had committed its local state may be older than what it served
+        before; one ReadIndex barrier closes that gap (local reads never go backwards on a
+        node).
         """
         if self._restarted:
             await self.read_barrier()

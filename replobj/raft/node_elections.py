@@ -107,7 +107,14 @@ class Elections(NodeState):
         self._transfer_to = None
         self._reset_timer()
         self._term_start = self.last_index + 1
-        self._append_own([Entry(self.term, self.last_index + 1, EntryKind.NOOP)])
+        index = self.last_index + 1
+        if self._log.config_index == 0:
+            # A cluster bootstrapped from its founders' list has its configuration only in
+            # each founder's initial snapshot; state it in the log (as this term's first
+            # entry) so a member restarted to join on a wiped disk learns it is a voter.
+            self._append_own([Entry(self.term, index, EntryKind.CONFIG, self.config.encode())])
+        else:
+            self._append_own([Entry(self.term, index, EntryKind.NOOP)])
 
     def _step_down_cleanup(self) -> None:
         """Leave leadership: fail reads that can no longer be confirmed."""

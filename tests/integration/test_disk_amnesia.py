@@ -206,3 +206,25 @@ async def test_a_wiped_voter_and_a_member_cut_off_since_birth_elect_no_second_le
         assert not lost, f"acknowledged writes lost: {lost}; replicas {replicas}"
         assert len({tuple(values) for values in replicas.values()}) == 1, replicas
         await cluster.close()
+
+
+@pytest.mark.anyio
+async def test_local_reads_on_a_wiped_member_never_go_back(tmp_path: Path) -> None:
+    """A wiped member restarted to join serves its first local read only once it has caught
+    up (a ReadIndex barrier), not from its empty state: local reads never go back on a node."""
+    async with anyio.create_task_group() as tasks:
+        cluster = CuttableCluster(tasks, tmp_path)
+        for node in NODES:
+            await cluster.start(node)
+        leader = await cluster.leader(list(NODES))
+        assert leader is not None
+        member = next(node for node in NODES if node != leader)
+        for value in ("one", "two"):
+            await cluster.proxies[leader].add(value)
+        await cluster.nodes[member].read_barrier()
+        before = await cluster.proxies[member].snapshot_values.local()
+        assert before == ["one", "two"]
+        await cluster.wipe_and_restart(member, join=True)
+        after = await cluster.proxies[member].snapshot_values.local()
+        assert after[: len(before)] == before, f"went back from {before} to {after}"
+        await cluster.close()

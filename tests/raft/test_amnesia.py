@@ -172,3 +172,25 @@ def test_an_acknowledgement_from_before_the_wipe_does_not_count_after_it_was_not
     cluster.drop(to="c")
     cluster.inject(old_ack)
     assert cluster.node("a").status().peers["c"].match_index == 0, "a stale ack counted again"
+
+
+def test_wiped_founder_restarted_to_join_learns_it_is_a_voter_and_can_lead() -> None:
+    """A bootstrapped cluster's configuration lives in each founder's initial snapshot; the
+    first leader restates it in the log, so a founder restarted to join on a wiped disk
+    learns it is a voter. Here it then holds the only up-to-date log and must campaign."""
+    cluster = Cluster(ABC)
+    cluster.elect("b")
+    cluster.commit("b", [b"x"])
+    cluster.restore("a", RestoredState.joining())
+    for _ in range(3):
+        cluster.heartbeat("b")
+    assert "a" in cluster.node("a").config.voters
+    cluster.isolate("c")
+    cluster.commit("b", [b"only-a-and-b"])
+    cluster.crash("b")
+    cluster.heal()
+    cluster.expire_followers(besides="a")
+    _campaign(cluster, "a")
+    assert cluster.leader() == "a", "the up-to-date wiped founder never stood for election"
+    cluster.heartbeat("a")
+    assert b"only-a-and-b" in cluster.applied_payloads("c")

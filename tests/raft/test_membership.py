@@ -24,12 +24,16 @@ ABC = ["a", "b", "c"]
 
 
 def _configs(cluster: Cluster, node_id: str) -> list[ClusterConfig]:
-    return [
+    """The configurations ``node_id`` appended, after the first leader's restatement of
+    the bootstrap configuration (its first entry in a freshly bootstrapped cluster)."""
+    configs = [
         ClusterConfig.decode(e.payload)
         for a in of_type(cluster.trace(node_id), AppendLog)
         for e in a.entries
         if e.kind is EntryKind.CONFIG
     ]
+    assert configs, "the first leader restates the bootstrap configuration"
+    return configs[1:]
 
 
 def _joint_cluster(options: RaftOptions | None = None) -> Cluster:

@@ -493,7 +493,9 @@ def test_5_4_2_new_leader_appends_noop_of_its_term() -> None:
     cluster.elect("a")
     leader = cluster.node("a")
     noop = [e for a in of_type(cluster.trace("a"), AppendLog) for e in a.entries]
-    assert noop[0] == Entry(leader.term, 3, EntryKind.NOOP)
+    # No entry of this log states the configuration (only the snapshot does): the term's
+    # first entry restates it, which serves as the no-op.
+    assert noop[0] == Entry(leader.term, 3, EntryKind.CONFIG, leader.config.encode())
     assert leader.commit_index == 3
     applied = [e.index for a in of_type(cluster.trace("a"), ApplyEntries) for e in a.entries]
     assert applied == [1, 2, 3]

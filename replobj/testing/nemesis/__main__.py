@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .report import FAULT_KINDS, RunConfig, RunReport, format_table
+from .report import ALL_FAULT_KINDS, FAULT_KINDS, RunConfig, RunReport, format_table
 from .runner import run_seed
 
 
@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep data and logs of every run")
     args = parser.parse_args(argv)
     faults = tuple(kind for kind in args.faults.split(",") if kind)
-    unknown = set(faults) - set(FAULT_KINDS)
+    unknown = set(faults) - set(ALL_FAULT_KINDS)
     if unknown:
-        parser.error(f"unknown fault kinds {sorted(unknown)}; choose from {FAULT_KINDS}")
+        parser.error(f"unknown fault kinds {sorted(unknown)}; choose from {ALL_FAULT_KINDS}")
     sizes = [int(size) for size in args.nodes.split(",") if size]
     if not sizes or min(sizes) < 3:
         parser.error("--nodes takes cluster sizes of at least 3, e.g. 3 or 3,5")

@@ -3,15 +3,18 @@
 One fault at a time, each healed before the next: SIGKILL then restart from the data
 directory, SIGSTOP for longer than the election timeout then SIGCONT, a network fault
 (partition, bridge, one-way link, loss, delay: see :mod:`.network`), replacing a member
-(the leader included) by a fresh one, or two of these at once. Whether a fault hits the
-leader or a follower, and the pauses between faults, come from the seed; the moment each
-lands is real time.
+(the leader included) by a fresh one, or two of these at once; on request (``wipe``),
+SIGKILL, an emptied data directory and a restart under the same id with ``join=True``.
+Whether a fault hits the leader or a follower, and the pauses between faults, come from
+the seed; the moment each lands is real time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
+import shutil
 import signal
 import time
 from collections.abc import Sequence
@@ -95,6 +98,8 @@ class Nemesis:
                 note = await self._disk(target)
             elif kind == "membership":
                 target, note = await self._replace(target, leader)
+            elif kind == "wipe":
+                note = await self._wipe_and_rejoin(target)
             else:
                 target, note = await self._combined(target, leader, followers)
         except (TimeoutError, MemberError) as error:
@@ -230,6 +235,24 @@ class Nemesis:
             await self.cluster.restart(target)
         except MemberError as error:
             self.problems.append(f"{target} did not restart after kill -9: {error}")
+            return "restart failed"
+        return ""
+
+    async def _wipe_and_rejoin(self, target: str) -> str:
+        """SIGKILL ``target``, delete everything in its data directory (it may be a mount
+        point), and restart it under its id with ``join=True``."""
+        await self.cluster.kill(target)
+        spec = self.cluster.specs[target]
+        for child in spec.data_dir.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        await anyio.sleep(self.rng.uniform(0.3, 1.5))
+        try:
+            await self.cluster.spawn(dataclasses.replace(spec, join=True))
+        except MemberError as error:
+            self.problems.append(f"{target} did not restart on a wiped directory: {error}")
             return "restart failed"
         return ""
 

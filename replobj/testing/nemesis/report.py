@@ -8,7 +8,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FAULT_KINDS", "POWER_KINDS", "FaultEvent", "RunConfig", "RunReport", "format_table"]
+__all__ = [
+    "ALL_FAULT_KINDS",
+    "FAULT_KINDS",
+    "POWER_KINDS",
+    "FaultEvent",
+    "RunConfig",
+    "RunReport",
+    "format_table",
+]
 
 FAULT_KINDS = (
     "kill",
@@ -34,6 +42,11 @@ partition and a kill on the majority side, or a replacement over lossy links), `
 see :mod:`~replobj.testing.nemesis.power`), ``power-all`` (every member loses power at
 once) and ``disk`` (a member's fsyncs fail with EIO until it stops, then it restarts; see
 :mod:`~replobj.testing.nemesis.disk`)."""
+
+ALL_FAULT_KINDS = (*FAULT_KINDS, "wipe")
+""":data:`FAULT_KINDS` plus the kinds a run injects only when asked (``--faults``):
+``wipe`` (SIGKILL a member, delete its data directory, restart it under its id with
+``join=True``, as docs/operations.md prescribes after a lost disk)."""
 
 POWER_KINDS = ("power", "power-all", "disk")
 """The faults that need members' data on power-loss mounts (root and ``/dev/fuse``)."""
