@@ -74,6 +74,14 @@ class CuttableCluster:
         await self.tasks.start(node.serve)
         self.nodes[node_id] = node
 
+    async def start_all(self) -> str:
+        """Start every founder; return the leader they agree on."""
+        for node in NODES:
+            await self.start(node)
+        leader = await self.leader(list(NODES))
+        assert leader is not None, "no leader elected"
+        return leader
+
     async def stop(self, node_id: str) -> None:
         """Stop ``node_id`` (cut it off first, so a leader cannot hand over)."""
         self.isolate(node_id)
@@ -135,10 +143,7 @@ async def test_a_wiped_voter_does_not_elect_a_candidate_missing_what_it_acknowle
 ) -> None:
     async with anyio.create_task_group() as tasks:
         cluster = CuttableCluster(tasks, tmp_path)
-        for node in NODES:
-            await cluster.start(node)
-        leader = await cluster.leader(list(NODES))
-        assert leader is not None
+        leader = await cluster.start_all()
         wiped, behind = sorted(set(NODES) - {leader})
         await cluster.proxies[leader].add("before")
         cluster.isolate(behind)
@@ -214,10 +219,7 @@ async def test_local_reads_on_a_wiped_member_never_go_back(tmp_path: Path) -> No
     up (a ReadIndex barrier), not from its empty state: local reads never go back on a node."""
     async with anyio.create_task_group() as tasks:
         cluster = CuttableCluster(tasks, tmp_path)
-        for node in NODES:
-            await cluster.start(node)
-        leader = await cluster.leader(list(NODES))
-        assert leader is not None
+        leader = await cluster.start_all()
         member = next(node for node in NODES if node != leader)
         for value in ("one", "two"):
             await cluster.proxies[leader].add(value)
