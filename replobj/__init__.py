@@ -12,6 +12,7 @@ from .blocking import BlockingNode
 from .entry_context import EntryInfo, current_entry
 from .node import Node, NodeStatus
 from .replicated import command, query, replicated
+from .secret import new_secret
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,7 @@ __all__ = [
     "command",
     "current_entry",
     "errors",
+    "new_secret",
     "query",
     "replicated",
 ]

@@ -16,17 +16,23 @@ __all__ = [
     "AuthenticationError",
     "CallTimeoutError",
     "ClassMismatchError",
+    "ClusterMismatchError",
+    "ClusterStalledError",
     "CommandTooLargeError",
     "ConfigChangeInProgressError",
+    "ConfigurationError",
     "CorruptCommandError",
     "CorruptSnapshotError",
     "CorruptStorageError",
+    "ForeignDataDirError",
     "FrameTooLargeError",
     "IncompatibleStorageError",
     "InvalidConfigChangeError",
+    "InvalidMemberError",
     "LeaderNotReadyError",
     "NoCurrentEntryError",
     "NoLeaderError",
+    "NodeClosedError",
     "NodeRemovedError",
     "NodeStoppedError",
     "NotAQueryError",
@@ -47,7 +53,9 @@ __all__ = [
     "UnknownObjectError",
     "UnpicklableArgumentError",
     "UnpicklableStateError",
+    "UnusableDataDirError",
     "VersionMismatchError",
+    "WeakSecretError",
     "error_for_refusal",
 ]
 
@@ -112,6 +120,22 @@ def error_for_refusal(refusal: Refusal) -> RaftRefusedError:
     return _REFUSAL_ERRORS[refusal.reason](refusal)
 
 
+# --- configuration -------------------------------------------------------------------
+
+
+class ConfigurationError(ReplObjError, ValueError):
+    """A parameter is invalid; the message names the parameter and what it accepts."""
+
+
+class WeakSecretError(ConfigurationError):
+    """The cluster secret is missing or shorter than 16 bytes; the message says how to make one."""
+
+
+class InvalidMemberError(ConfigurationError):
+    """A member id or address given to ``add_member``/``remove_member`` is unusable; nothing
+    was proposed."""
+
+
 # --- storage ---------------------------------------------------------------------------
 
 
@@ -129,6 +153,19 @@ class NotAStoreError(StorageError):
 
 class IncompatibleStorageError(StorageError):
     """The store was written by an incompatible format version; nothing was changed."""
+
+
+class ForeignDataDirError(StorageError):
+    """The data directory is stamped for another member or another cluster; nothing was changed.
+
+    The message names the stamped and the expected ids; see docs/operations.md ("Moving a
+    member's data") for moving a directory on purpose.
+    """
+
+
+class UnusableDataDirError(StorageError):
+    """The data directory cannot be created, read or written (permissions, read-only, not a
+    directory); the message names the path and what to fix."""
 
 
 # --- transport -------------------------------------------------------------------------
@@ -152,6 +189,13 @@ class AuthenticationError(TransportError):
 
 class VersionMismatchError(TransportError):
     """The peer speaks another wire version or runs another Python minor version."""
+
+
+class ClusterMismatchError(TransportError):
+    """The peer belongs to another cluster (its cluster id differs); the link was refused.
+
+    The message names both cluster ids; check the address book and the data directories.
+    """
 
 
 # --- runtime and calls ------------------------------------------------------------------
@@ -180,6 +224,15 @@ class CommandTooLargeError(ReplObjError, ValueError):
 class NodeRemovedError(ReplObjError, RuntimeError):
     """This node was removed from the cluster; it no longer receives the log. Stop it, or
     add it back with ``add_member`` from a member."""
+
+
+class NodeClosedError(ReplObjError, RuntimeError):
+    """The node was used in a way its lifecycle does not allow (e.g. started twice at once)."""
+
+
+class ClusterStalledError(ReplObjError, RuntimeError):
+    """No quorum can form: members that rejoined empty withhold their votes. The message names
+    each survivor's last index and points to the disaster-recovery path in docs/operations.md."""
 
 
 class NodeStoppedError(ReplObjError, RuntimeError):
