@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 NodeId: TypeAlias = str
 """A member's stable name (e.g. ``"a"``); chosen by the user, never reused for another machine."""
@@ -19,6 +19,15 @@ Term: TypeAlias = int
 
 LogIndex: TypeAlias = int
 """A position in the replicated log; the first entry has index 1, index 0 is "before the log"."""
+
+MAX_TERM: Final = (1 << 63) - 1
+"""The largest term a node accepts (from the wire or a store); larger values are malformed."""
+
+MAX_INDEX: Final = (1 << 63) - 1
+"""The largest log index a node accepts; larger values are malformed."""
+
+MAX_NODE_ID_BYTES: Final = 255
+"""The longest member id, in UTF-8 bytes, that the wire (the TCP hello) can carry."""
 
 
 class EntryKind(enum.IntEnum):

@@ -7,7 +7,15 @@ The RocksDB store lives in the separate distribution ``replobj-rocksdb``; use
 from __future__ import annotations
 
 from .memory import MemorySnapshotWriter, MemoryStorage
-from .protocol import AppendEntries, CompactLog, SnapshotWriter, Storage, WriteBatch, WriteOp
+from .protocol import (
+    AppendEntries,
+    CompactLog,
+    SnapshotWriter,
+    Storage,
+    StoreIdentity,
+    WriteBatch,
+    WriteOp,
+)
 from .registry import (
     ENTRY_POINT_GROUP,
     StorageBackendMissingError,
@@ -24,6 +32,7 @@ __all__ = [
     "SnapshotWriter",
     "Storage",
     "StorageBackendMissingError",
+    "StoreIdentity",
     "WriteBatch",
     "WriteOp",
     "load_backend",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..errors import StorageError
 from ..raft.options import RestoredState
 from ..raft.types import Entry, HardState, LogIndex, SnapshotMeta, Term
-from .protocol import AppendEntries, WriteBatch, WriteOp
+from .protocol import AppendEntries, StoreIdentity, WriteBatch, WriteOp
 from .validation import WRITER_FINISHED, check_batch, check_snapshot_meta
 
 __all__ = ["MemorySnapshotWriter", "MemoryStorage"]
@@ -72,6 +72,7 @@ class MemoryStorage:
         self._lock = threading.Lock()
         self._writer: MemorySnapshotWriter | None = None
         self._closed = False
+        self._identity: StoreIdentity | None = None
 
     @classmethod
     def _from_state(cls, state: _State) -> MemoryStorage:
@@ -93,7 +94,9 @@ class MemoryStorage:
             for batch in self._unsynced[: max(0, keep_unsynced)]:
                 survivor.apply(batch)
         self._closed = True
-        return MemoryStorage._from_state(survivor)
+        crashed = MemoryStorage._from_state(survivor)
+        crashed._identity = self._identity
+        return crashed
 
     @property
     def unsynced_batches(self) -> int:
@@ -173,6 +176,15 @@ class MemoryStorage:
             self._writer.abort()
         self._writer = MemorySnapshotWriter(self, meta)
         return self._writer
+
+    def identity(self) -> StoreIdentity | None:
+        """See :meth:`Storage.identity`."""
+        return self._identity
+
+    def set_identity(self, identity: StoreIdentity) -> None:
+        """See :meth:`Storage.set_identity`."""
+        self._check_open()
+        self._identity = identity
 
     def close(self) -> None:
         """See :meth:`Storage.close`."""

@@ -20,9 +20,17 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from ..raft.options import RestoredState
-from ..raft.types import Entry, HardState, LogIndex, SnapshotMeta, Term
+from ..raft.types import Entry, HardState, LogIndex, NodeId, SnapshotMeta, Term
 
-__all__ = ["AppendEntries", "CompactLog", "SnapshotWriter", "Storage", "WriteBatch", "WriteOp"]
+__all__ = [
+    "AppendEntries",
+    "CompactLog",
+    "SnapshotWriter",
+    "Storage",
+    "StoreIdentity",
+    "WriteBatch",
+    "WriteOp",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +56,18 @@ class CompactLog:
     """Delete every stored entry with index ``<= upto`` (the snapshot must cover ``upto``)."""
 
     upto: LogIndex
+
+
+@dataclass(frozen=True, slots=True)
+class StoreIdentity:
+    """Whose data a store holds: the member it was created for and that member's cluster.
+
+    ``cluster_id`` is ``""`` until the member has learned its cluster's id (a founder before
+    the first leader's id entry applies, a joining member before it receives the log).
+    """
+
+    member_id: NodeId
+    cluster_id: str = ""
 
 
 WriteOp = AppendEntries | CompactLog
@@ -239,6 +259,17 @@ class Storage(Protocol):
 
     def begin_snapshot(self, meta: SnapshotMeta) -> SnapshotWriter:
         """Start staging a snapshot described by ``meta``; see :class:`SnapshotWriter`."""
+        ...
+
+    def identity(self) -> StoreIdentity | None:
+        """The stamp written by :meth:`set_identity`, or ``None`` for a store never stamped."""
+        ...
+
+    def set_identity(self, identity: StoreIdentity) -> None:
+        """Stamp the store with ``identity``; durable when this returns.
+
+        :raises ~replobj.errors.StorageError: if the store could not write.
+        """
         ...
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ COLUMN_FAMILIES = (LOG_CF, STATE_CF, SNAPSHOT_CF)
 FORMAT_KEY = b"format"
 HARD_STATE_KEY = b"hard_state"
 SNAPSHOT_KEY = b"snapshot"
+IDENTITY_KEY = b"identity"
 
 MAX_CHUNK_VALUE = 1 << 20
 """Snapshot bytes are stored in values of at most this size."""
@@ -190,3 +191,21 @@ def as_bytes(value: object) -> bytes:
     if not isinstance(value, bytes):
         raise TypeError(f"expected bytes from a raw-mode RocksDB, got {type(value).__name__}")
     return value
+
+
+def encode_identity(member_id: str, cluster_id: str) -> bytes:
+    """The sealed identity record: which member and cluster the store belongs to."""
+    body = {"member_id": member_id, "cluster_id": cluster_id}
+    return seal(IDENTITY_KEY, json.dumps(body).encode())
+
+
+def decode_identity(value: bytes) -> tuple[str, str]:
+    """``(member_id, cluster_id)`` from a record made by :func:`encode_identity`.
+
+    :raises ValueError: if the record fails its checksum or is malformed.
+    """
+    doc = _json_object(unseal(IDENTITY_KEY, value))
+    member, cluster = doc.get("member_id"), doc.get("cluster_id")
+    if not isinstance(member, str) or not isinstance(cluster, str):
+        raise ValueError("identity record lacks member_id/cluster_id strings")
+    return member, cluster

@@ -19,7 +19,7 @@ from rocksdict import WriteBatch as RocksBatch
 from replobj.errors import CorruptStorageError, StorageError
 from replobj.raft.options import RestoredState
 from replobj.raft.types import Entry, HardState, LogIndex, SnapshotMeta, Term
-from replobj.storage import AppendEntries, WriteBatch
+from replobj.storage import AppendEntries, StoreIdentity, WriteBatch
 from replobj.storage.validation import WRITER_FINISHED, check_batch, check_snapshot_meta
 
 from . import _codec as codec
@@ -319,6 +319,27 @@ class RocksDBStorage:
         self._writer = RocksDBSnapshotWriter(self, meta, self._next_generation)
         self._next_generation += 1
         return self._writer
+
+    def identity(self) -> StoreIdentity | None:
+        """See :meth:`replobj.storage.Storage.identity`."""
+        self._check_open()
+        with rocksdb_errors(self.path, "read"):
+            value = self._state.get(codec.IDENTITY_KEY)
+        if value is None:
+            return None
+        try:
+            member, cluster = codec.decode_identity(value)
+        except ValueError as exc:
+            raise self._corrupt("the identity record", exc) from exc
+        return StoreIdentity(member, cluster)
+
+    def set_identity(self, identity: StoreIdentity) -> None:
+        """See :meth:`replobj.storage.Storage.set_identity`."""
+        self._check_open()
+        batch = RocksBatch(raw_mode=True)
+        value = codec.encode_identity(identity.member_id, identity.cluster_id)
+        batch.put(codec.IDENTITY_KEY, value, self._state_cf)
+        self._apply(batch, durable=True)
 
     def close(self) -> None:
         """See :meth:`replobj.storage.Storage.close`."""
