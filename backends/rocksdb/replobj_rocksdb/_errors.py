@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,18 +10,82 @@ from pathlib import Path
 from replobj.errors import CorruptStorageError, ReplObjError, StorageError
 
 RESTORE_FROM_PEERS = (
-    "move the directory aside and restart the node on an empty one with join=True: it gets "
-    "everything from the other members (docs/operations.md, losing a member's data directory)"
+    "move the directory aside and restart this member on an empty data directory with "
+    "join=True: the leader refills it from the other members (docs/operations.md, losing a "
+    "member's data directory)"
 )
 """What to do about a data directory that cannot be used."""
+
+_STORE_FILE = re.compile(r"\b(\d{6,}\.(?:log|sst|blob)|MANIFEST-\d+|OPTIONS-\d+|CURRENT)\b")
+_INFO_LOG_TAIL = 64 * 1024
+_GUESS = "may be corrupted"
+"""How RocksDB ends a report it attributes to the MANIFEST without knowing the damaged file."""
+
+
+def damaged_files(path: Path, message: str) -> list[str]:
+    """The store files a RocksDB corruption report is about, as far as it can be known.
+
+    Block checksum errors name their SST in ``message``; write-ahead-log replay errors
+    do not, but RocksDB's info log (``LOG``) has the line ``.../000012.log: dropping N
+    bytes; Corruption: ...``, so its last lines that mention corruption are searched too.
+    """
+    names = _STORE_FILE.findall(message)
+    if not names:
+        names = [
+            name
+            for line in _info_log_tail(path).splitlines()
+            if "Corruption" in line
+            for name in _STORE_FILE.findall(line.split("Corruption", 1)[0])
+        ]
+    return list(dict.fromkeys(names))
+
+
+def _info_log_tail(path: Path) -> str:
+    try:
+        with open(path / "LOG", "rb") as info_log:
+            info_log.seek(0, 2)
+            info_log.seek(max(0, info_log.tell() - _INFO_LOG_TAIL))
+            return info_log.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def corruption_error(path: Path, action: str, message: str) -> CorruptStorageError:
+    """The error for a RocksDB ``Corruption:`` report ``message`` about the store in ``path``."""
+    files = damaged_files(path, message)
+    if not files:
+        where = " (RocksDB did not say in which file)"
+    elif _GUESS in message:
+        where = f", possibly in {', '.join(files)} (RocksDB could not tell which file for sure)"
+    else:
+        where = f" in {', '.join(files)}"
+    return CorruptStorageError(
+        f"{path}: RocksDB found damaged data{where} during {action} ({message}); the store "
+        f"cannot be trusted: {RESTORE_FROM_PEERS}"
+    )
+
+
+def missing_file_error(path: Path, action: str, message: str) -> CorruptStorageError:
+    """The error for a file of the store that RocksDB's metadata names but cannot find."""
+    files = _STORE_FILE.findall(message)
+    manifests = [name for name in files if name.startswith("MANIFEST-")]
+    if manifests:
+        what = f"CURRENT names {manifests[0]}, which does not exist: CURRENT is damaged"
+    else:
+        what = f"{', '.join(files) or 'a file'} listed in the MANIFEST is missing"
+    return CorruptStorageError(
+        f"{path}: {what} (RocksDB during {action}: {message}); the store cannot be trusted: "
+        f"{RESTORE_FROM_PEERS}"
+    )
 
 
 @contextmanager
 def rocksdb_errors(path: Path, action: str) -> Iterator[None]:
     """Re-raise any RocksDB failure inside the block as a :class:`StorageError` about ``path``.
 
-    RocksDB reports damaged files with a message starting ``Corruption:``; those
-    become :class:`CorruptStorageError`.
+    RocksDB reports damaged files with a message starting ``Corruption:``; those, and
+    files of the store that its metadata names but that are missing, become
+    :class:`CorruptStorageError`.
     """
     try:
         yield
@@ -29,10 +94,9 @@ def rocksdb_errors(path: Path, action: str) -> Iterator[None]:
     except Exception as exc:
         message = str(exc)
         if message.startswith("Corruption"):
-            raise CorruptStorageError(
-                f"{path}: RocksDB reports corruption during {action}: {message}; "
-                f"{RESTORE_FROM_PEERS}"
-            ) from exc
+            raise corruption_error(path, action, message) from exc
+        if "No such file or directory" in message and str(path) in message:
+            raise missing_file_error(path, action, message) from exc
         if "lock" in message.lower():
             raise StorageError(
                 f"{path}: cannot {action}, the store is already open (by this or another "

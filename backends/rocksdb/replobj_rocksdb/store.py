@@ -5,11 +5,18 @@ write-ahead log without syncing; :meth:`RocksDBStorage.sync` calls
 ``flush_wal(True)``, one fsync of the WAL that covers every batch written before it
 and releases the GIL. RocksDB replays the WAL in order and drops a torn tail, so
 batches survive atomically and as a prefix.
+
+Damage is loud: the WAL is replayed with ``tolerate_corrupted_tail_records``, so only
+an incomplete last record (what a power cut leaves) is dropped and a damaged record
+anywhere else stops the open; every iteration checks RocksDB's status (see
+:mod:`._scan`); and :meth:`RocksDBStorage.load` reads and checks every value it
+returns or will serve (log entries, hard state, snapshot pointer and chunks, identity).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +32,7 @@ from replobj.storage.validation import WRITER_FINISHED, check_batch, check_snaps
 from . import _codec as codec
 from ._directory import check_marker, prepare_directory
 from ._errors import RESTORE_FROM_PEERS, rocksdb_errors
+from ._scan import check_status, first, scan, verifying_reads
 from ._snapshot import RocksDBSnapshotWriter
 
 __all__ = ["RocksDBStorage", "SyncMode"]
@@ -35,11 +43,13 @@ SyncMode = Literal["flush_wal", "sync_write"]
 
 
 def _raw_options() -> Options:
-    """Raw bytes keys and values; after a crash, replay the WAL up to its first torn record."""
+    """Raw bytes keys and values; after a crash, replay the WAL, dropping only an incomplete
+    last record (``point_in_time`` would also drop everything after a damaged record)."""
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     options.create_missing_column_families(True)
-    options.set_wal_recovery_mode(DBRecoveryMode.point_in_time())
+    options.set_paranoid_checks(True)
+    options.set_wal_recovery_mode(DBRecoveryMode.tolerate_corrupted_tail_records())
     options.set_keep_log_file_num(4)
     return options
 
@@ -101,9 +111,7 @@ class RocksDBStorage:
 
     def _initialise(self) -> None:
         with rocksdb_errors(self.path, "open"):
-            untouched = all(
-                next(cf.keys(), None) is None for cf in (self._log, self._state, self._chunks)
-            )
+            untouched = all(first(cf) is None for cf in (self._log, self._state, self._chunks))
         if not untouched:
             raise self._corrupt("the store", LookupError("its format key is missing"))
         batch = RocksBatch(raw_mode=True)
@@ -132,18 +140,18 @@ class RocksDBStorage:
 
     def _stored_last_index(self) -> LogIndex:
         with rocksdb_errors(self.path, "read the log"):
-            last = next(self._log.keys(backwards=True), None)
-        return 0 if last is None else codec.key_index(codec.as_bytes(last))
+            last = first(self._log, backwards=True)
+        return 0 if last is None else codec.key_index(last)
 
     def _drop_stale_chunks(self) -> None:
         """Delete chunks of snapshots that were staged but never committed (a crash, an abort)."""
         current = self._snapshot.generation
         with rocksdb_errors(self.path, "read snapshot chunks"):
-            first = next(self._chunks.keys(), None)
-            last = next(self._chunks.keys(backwards=True), None)
+            lowest = first(self._chunks)
+            highest = first(self._chunks, backwards=True)
         if any(
-            key is not None and codec.chunk_key_parts(codec.as_bytes(key))[0] != current
-            for key in (first, last)
+            key is not None and codec.chunk_key_parts(key)[0] != current
+            for key in (lowest, highest)
         ):
             batch = RocksBatch(raw_mode=True)
             batch.delete_range(codec.chunk_key(0, 0), codec.chunk_key(current, 0), self._chunks_cf)
@@ -179,9 +187,17 @@ class RocksDBStorage:
     # --- the Storage protocol ---------------------------------------------------------
 
     def load(self) -> RestoredState:
-        """See :meth:`replobj.storage.Storage.load`."""
+        """See :meth:`replobj.storage.Storage.load`.
+
+        Also reads the current snapshot's chunks and the identity record, so damage
+        anywhere in the store is reported here, at start, rather than later.
+        """
         self._check_open()
         entries = self.entries(self.first_index(), self._last_index + 1)
+        record = self._snapshot
+        for _ in self._chunk_pieces(record.generation, 0, record.size):
+            pass
+        self.identity()
         return RestoredState(self._hard_state, self._snapshot.meta, tuple(entries))
 
     def write(self, batch: WriteBatch) -> None:
@@ -256,10 +272,9 @@ class RocksDBStorage:
         result: list[Entry] = []
         expected = lo
         with rocksdb_errors(self.path, "read the log"):
-            for raw_key, raw_value in self._log.items(from_key=codec.index_key(lo)):
+            for key, value in scan(self._log, start=codec.index_key(lo)):
                 if expected == hi:
                     break
-                key, value = codec.as_bytes(raw_key), codec.as_bytes(raw_value)
                 index = codec.key_index(key)
                 if index != expected:
                     break
@@ -287,28 +302,30 @@ class RocksDBStorage:
         end = min(record.size, offset + max_bytes)
         if offset >= end:
             return b""
-        return self._read_chunks(record.generation, offset, end)
+        return b"".join(self._chunk_pieces(record.generation, offset, end))
 
-    def _read_chunks(self, generation: int, start: int, end: int) -> bytes:
-        out = bytearray()
+    def _chunk_pieces(self, generation: int, start: int, end: int) -> Iterator[bytes]:
+        """The snapshot bytes ``start..end`` of ``generation``, checked, one piece per value."""
+        done = start
         with rocksdb_errors(self.path, "read the snapshot"):
-            iterator = self._chunks.iter()
+            iterator = self._chunks.iter(verifying_reads())
             iterator.seek_for_prev(codec.chunk_key(generation, start))
-            while iterator.valid() and start + len(out) < end:
+            while iterator.valid() and done < end:
                 key, value = codec.as_bytes(iterator.key()), codec.as_bytes(iterator.value())
                 chunk_generation, chunk_offset = codec.chunk_key_parts(key)
-                if chunk_generation != generation or chunk_offset > start + len(out):
+                if chunk_generation != generation or chunk_offset > done:
                     break
                 try:
                     data = codec.unseal(key, value)
                 except codec.ChecksumMismatch as exc:
                     raise self._corrupt(f"snapshot chunk at offset {chunk_offset}", exc) from exc
-                skip = start + len(out) - chunk_offset
-                out += data[skip : skip + end - start - len(out)]
+                piece = data[done - chunk_offset : end - chunk_offset]
+                done += len(piece)
+                yield piece
                 iterator.next()
-        if len(out) != end - start:
-            raise self._corrupt(f"the snapshot (bytes at {start + len(out)} missing)", EOFError())
-        return bytes(out)
+            check_status(iterator)
+        if done != end:
+            raise self._corrupt(f"the snapshot (bytes at {done} missing)", EOFError())
 
     def begin_snapshot(self, meta: SnapshotMeta) -> RocksDBSnapshotWriter:
         """See :meth:`replobj.storage.Storage.begin_snapshot`."""
