@@ -119,12 +119,6 @@ def test_foreign_rocksdb_is_not_a_store_and_is_not_touched(tmp_path: Path) -> No
     assert fingerprint(tmp_path / "db") == before
 
 
-def test_a_file_is_not_a_store(tmp_path: Path) -> None:
-    (tmp_path / "file").write_bytes(b"x")
-    with pytest.raises(NotAStoreError, match="is a file"):
-        RocksDBStorage(tmp_path / "file")
-
-
 @pytest.mark.parametrize(
     ("marker", "error"),
     [

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from replobj.errors import IncompatibleStorageError, NotAStoreError
+from replobj.errors import IncompatibleStorageError, NotAStoreError, UnusableDataDirError
 
 from ._codec import FORMAT_VERSION, STORE_NAME, format_marker, parse_format_marker
-from ._errors import RESTORE_FROM_PEERS
+from ._errors import RESTORE_FROM_PEERS, unusable_error
 
 MARKER_FILE = "REPLOBJ_STORE"
 _MARKER_TEMP = MARKER_FILE + ".tmp"
@@ -22,19 +22,40 @@ _MARKER_TEMP = MARKER_FILE + ".tmp"
 def prepare_directory(path: Path) -> None:
     """Create a new store's marker in an empty or missing ``path``, or check an existing one.
 
-    :raises ~replobj.errors.NotAStoreError: if ``path`` is a file, or a non-empty directory
-        without a replobj-rocksdb marker.
+    :raises ~replobj.errors.UnusableDataDirError: if ``path`` is a file, or the OS refuses
+        to create, read or write it (read-only file system, permissions, a parent that is a
+        file); the message names the path and the fix.
+    :raises ~replobj.errors.NotAStoreError: if ``path`` is a non-empty directory without a
+        replobj-rocksdb marker.
     :raises ~replobj.errors.IncompatibleStorageError: if the marker names another format version.
     """
-    if path.exists() and not path.is_dir():
-        raise NotAStoreError(f"{path} is a file, not a replobj store directory; pick another path")
-    if not path.exists() or {p.name for p in path.iterdir()} <= {_MARKER_TEMP}:
+    try:
+        if path.exists() and not path.is_dir():
+            raise UnusableDataDirError(
+                f"{path} is a file, not a directory; give the node a directory path "
+                "(missing or empty for a new store)"
+            )
+        if not path.exists() or {p.name for p in path.iterdir()} <= {_MARKER_TEMP}:
+            _create(path)
+            return
+        marker_file = path / MARKER_FILE
+        marker = marker_file.read_bytes() if marker_file.is_file() else None
+    except OSError as exc:
+        if isinstance(exc, UnusableDataDirError | NotAStoreError | IncompatibleStorageError):
+            raise
+        raise unusable_error(path, "cannot be read", exc) from exc
+    check_marker(path, marker)
+
+
+def _create(path: Path) -> None:
+    try:
         path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise unusable_error(path, "cannot be created", exc) from exc
+    try:
         _write_marker(path)
-        return
-    check_marker(
-        path, (path / MARKER_FILE).read_bytes() if (path / MARKER_FILE).is_file() else None
-    )
+    except OSError as exc:
+        raise unusable_error(path, "cannot be written", exc) from exc
 
 
 def check_marker(path: Path, marker: bytes | None) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from replobj.errors import CorruptStorageError, ReplObjError, StorageError
+from replobj.errors import CorruptStorageError, ReplObjError, StorageError, UnusableDataDirError
 
 RESTORE_FROM_PEERS = (
     "move the directory aside and restart this member on an empty data directory with "
@@ -79,6 +81,39 @@ def missing_file_error(path: Path, action: str, message: str) -> CorruptStorageE
     )
 
 
+_ADVICE = {
+    errno.EROFS: "it is on a read-only file system: remount it read-write, or choose a "
+    "directory on a writable file system",
+    errno.EACCES: "permission denied: give the user this process runs as ({user}) read, write "
+    "and search rights on it and its parents, or choose a directory it owns",
+    errno.ENOTDIR: "a component of the path is a file, not a directory: choose a path whose "
+    "parents are directories",
+    errno.ENOSPC: "the file system is full: free space, or choose a directory on another one",
+}
+_ADVICE[errno.EPERM] = _ADVICE[errno.EACCES]
+_RUST_ERRNO = re.compile(r"\(os error (\d+)\)")
+
+
+def unusable_error(path: Path, doing: str, error: OSError | str) -> UnusableDataDirError:
+    """The error for a data directory the OS will not let the store use (what and the fix)."""
+    code = error.errno if isinstance(error, OSError) else None
+    text = error if isinstance(error, str) else (error.strerror or str(error))
+    if code is None and (found := _RUST_ERRNO.search(str(error))):
+        code = int(found.group(1))
+    advice = _ADVICE.get(code or 0, "fix the cause the OS gives, or choose another directory")
+    user = os.geteuid() if hasattr(os, "geteuid") else "?"
+    return UnusableDataDirError(
+        f"{path}: the data directory {doing} ({text}); {advice.format(user=f'uid {user}')}"
+    )
+
+
+def _os_error_number(exc: Exception) -> int | None:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc.errno
+    found = _RUST_ERRNO.search(str(exc))
+    return int(found.group(1)) if found else None
+
+
 @contextmanager
 def rocksdb_errors(path: Path, action: str) -> Iterator[None]:
     """Re-raise any RocksDB failure inside the block as a :class:`StorageError` about ``path``.
@@ -97,6 +132,8 @@ def rocksdb_errors(path: Path, action: str) -> Iterator[None]:
             raise corruption_error(path, action, message) from exc
         if "No such file or directory" in message and str(path) in message:
             raise missing_file_error(path, action, message) from exc
+        if _os_error_number(exc) in _ADVICE:
+            raise unusable_error(path, f"cannot be used ({action})", message) from exc
         if "lock" in message.lower():
             raise StorageError(
                 f"{path}: cannot {action}, the store is already open (by this or another "
