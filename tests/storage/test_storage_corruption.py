@@ -27,7 +27,7 @@ from replobj.raft.types import HardState
 from replobj_rocksdb import RocksDBStorage
 
 CHILD = Path(__file__).with_name("storage_corruption_child.py")
-SEEDS = range(int(__import__("os").environ.get("NSEEDS", "12")))
+SEEDS = range(12)
 
 
 def build_killed(path: Path) -> None:
@@ -140,3 +140,32 @@ def test_a_torn_log_tail_opens_with_a_prefix_of_the_batches(
     assert isinstance(outcome, Contents), outcome
     assert len(outcome.entries) < len(EXPECTED.entries)
     assert outcome == prefix_of_expected(len(outcome.entries))
+
+
+def record_offsets(block: bytes) -> list[int]:
+    """Offsets of the records of one write-ahead-log block (7-byte headers, RocksDB format)."""
+    offsets, position = [], 0
+    while position + 7 <= len(block):
+        offsets.append(position)
+        position += 7 + int.from_bytes(block[position + 4 : position + 6], "little")
+    return offsets
+
+
+@pytest.mark.parametrize("from_end", [1, 2, 5], ids=["last", "second-last", "fifth-last"])
+def test_a_record_length_pointing_past_the_end_is_not_a_torn_tail(
+    templates: dict[str, Path], tmp_path: Path, from_end: int
+) -> None:
+    """A damaged length field in the last block makes a record run past the end of the
+    file, which RocksDB cannot tell from a torn tail: the store checks it itself."""
+    store = tmp_path / "store"
+    shutil.copytree(templates["killed"], store)
+    wal = largest(store, "*.log")
+    data = bytearray(wal.read_bytes())
+    block_start = len(data) - len(data) % 32768
+    record = block_start + record_offsets(bytes(data[block_start:]))[-from_end]
+    data[record + 5] ^= 0x80
+    wal.write_bytes(bytes(data))
+    print(f"raised the length of the record at {record} of {wal.name} in {store}")
+    outcome = open_and_read(store)
+    assert isinstance(outcome, CorruptStorageError), "a damaged record was taken for a torn tail"
+    check_refusal(outcome, store, wal)

@@ -24,6 +24,12 @@ _GUESS = "may be corrupted"
 """How RocksDB ends a report it attributes to the MANIFEST without knowing the damaged file."""
 
 
+def corrupt(path: Path, what: str, cause: Exception) -> CorruptStorageError:
+    """The error for a value of the store in ``path`` that failed our own checks."""
+    why = f"{path}: {what} is corrupt ({cause}); the data cannot be trusted"
+    return CorruptStorageError(f"{why}: {RESTORE_FROM_PEERS}")
+
+
 def damaged_files(path: Path, message: str) -> list[str]:
     """The store files a RocksDB corruption report is about, as far as it can be known.
 

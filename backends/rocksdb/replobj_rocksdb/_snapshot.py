@@ -10,11 +10,19 @@ staged chunks are deleted at the next open.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from rocksdict import Rdict
 
 from replobj.errors import StorageError
 from replobj.raft.types import SnapshotMeta
 from replobj.storage.validation import WRITER_FINISHED
+
+from . import _codec as codec
+from ._errors import corrupt, rocksdb_errors
+from ._scan import check_status, verifying_reads
 
 if TYPE_CHECKING:
     from .store import RocksDBStorage
@@ -58,3 +66,34 @@ class RocksDBSnapshotWriter:
         if self._store is None:
             raise StorageError(WRITER_FINISHED)
         return self._store
+
+
+def chunk_pieces(
+    path: Path, chunks: Rdict, generation: int, start: int, end: int
+) -> Iterator[bytes]:
+    """Bytes ``start..end`` of snapshot ``generation`` from the ``chunks`` column family,
+    one checked piece per stored value.
+
+    :raises ~replobj.errors.CorruptStorageError: if a value fails its checksum, bytes are
+        missing, or RocksDB reports damage.
+    """
+    done = start
+    with rocksdb_errors(path, "read the snapshot"):
+        iterator = chunks.iter(verifying_reads())
+        iterator.seek_for_prev(codec.chunk_key(generation, start))
+        while iterator.valid() and done < end:
+            key, value = codec.as_bytes(iterator.key()), codec.as_bytes(iterator.value())
+            chunk_generation, chunk_offset = codec.chunk_key_parts(key)
+            if chunk_generation != generation or chunk_offset > done:
+                break
+            try:
+                data = codec.unseal(key, value)
+            except codec.ChecksumMismatch as exc:
+                raise corrupt(path, f"snapshot chunk at offset {chunk_offset}", exc) from exc
+            piece = data[done - chunk_offset : end - chunk_offset]
+            done += len(piece)
+            yield piece
+            iterator.next()
+        check_status(iterator)
+    if done != end:
+        raise corrupt(path, f"the snapshot (bytes at {done} missing)", EOFError())

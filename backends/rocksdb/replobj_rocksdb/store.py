@@ -6,17 +6,13 @@ write-ahead log without syncing; :meth:`RocksDBStorage.sync` calls
 and releases the GIL. RocksDB replays the WAL in order and drops a torn tail, so
 batches survive atomically and as a prefix.
 
-Damage is loud: the WAL is replayed with ``tolerate_corrupted_tail_records``, so only
-an incomplete last record (what a power cut leaves) is dropped and a damaged record
-anywhere else stops the open; every iteration checks RocksDB's status (see
-:mod:`._scan`); and :meth:`RocksDBStorage.load` reads and checks every value it
-returns or will serve (log entries, hard state, snapshot pointer and chunks, identity).
+Damage is loud: WAL replay drops only a torn last record (``_wal`` tells a real one from
+a damaged one), iterations check RocksDB's status (``_scan``), ``load()`` checks every value.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -31,9 +27,10 @@ from replobj.storage.validation import WRITER_FINISHED, check_batch, check_snaps
 
 from . import _codec as codec
 from ._directory import check_marker, prepare_directory
-from ._errors import RESTORE_FROM_PEERS, rocksdb_errors
-from ._scan import check_status, first, scan, verifying_reads
-from ._snapshot import RocksDBSnapshotWriter
+from ._errors import corrupt, rocksdb_errors
+from ._scan import first, scan
+from ._snapshot import RocksDBSnapshotWriter, chunk_pieces
+from ._wal import refuse_damaged_tails
 
 __all__ = ["RocksDBStorage", "SyncMode"]
 
@@ -72,6 +69,7 @@ class RocksDBStorage:
         self.path = Path(path)
         """The data directory."""
         prepare_directory(self.path)
+        refuse_damaged_tails(self.path)
         self._sync_mode: SyncMode = sync_mode
         self._write_options = WriteOptions()
         self._write_options.sync = sync_mode == "sync_write"
@@ -159,8 +157,7 @@ class RocksDBStorage:
             self._apply(batch, durable=True)
 
     def _corrupt(self, what: str, cause: Exception) -> CorruptStorageError:
-        why = f"{self.path}: {what} is corrupt ({cause}); the data cannot be trusted"
-        return CorruptStorageError(f"{why}: {RESTORE_FROM_PEERS}")
+        return corrupt(self.path, what, cause)
 
     def _apply(self, batch: RocksBatch, *, durable: bool = False) -> None:
         with rocksdb_errors(self.path, "write"):
@@ -195,7 +192,7 @@ class RocksDBStorage:
         self._check_open()
         entries = self.entries(self.first_index(), self._last_index + 1)
         record = self._snapshot
-        for _ in self._chunk_pieces(record.generation, 0, record.size):
+        for _ in chunk_pieces(self.path, self._chunks, record.generation, 0, record.size):
             pass
         self.identity()
         return RestoredState(self._hard_state, self._snapshot.meta, tuple(entries))
@@ -302,30 +299,7 @@ class RocksDBStorage:
         end = min(record.size, offset + max_bytes)
         if offset >= end:
             return b""
-        return b"".join(self._chunk_pieces(record.generation, offset, end))
-
-    def _chunk_pieces(self, generation: int, start: int, end: int) -> Iterator[bytes]:
-        """The snapshot bytes ``start..end`` of ``generation``, checked, one piece per value."""
-        done = start
-        with rocksdb_errors(self.path, "read the snapshot"):
-            iterator = self._chunks.iter(verifying_reads())
-            iterator.seek_for_prev(codec.chunk_key(generation, start))
-            while iterator.valid() and done < end:
-                key, value = codec.as_bytes(iterator.key()), codec.as_bytes(iterator.value())
-                chunk_generation, chunk_offset = codec.chunk_key_parts(key)
-                if chunk_generation != generation or chunk_offset > done:
-                    break
-                try:
-                    data = codec.unseal(key, value)
-                except codec.ChecksumMismatch as exc:
-                    raise self._corrupt(f"snapshot chunk at offset {chunk_offset}", exc) from exc
-                piece = data[done - chunk_offset : end - chunk_offset]
-                done += len(piece)
-                yield piece
-                iterator.next()
-            check_status(iterator)
-        if done != end:
-            raise self._corrupt(f"the snapshot (bytes at {done} missing)", EOFError())
+        return b"".join(chunk_pieces(self.path, self._chunks, record.generation, offset, end))
 
     def begin_snapshot(self, meta: SnapshotMeta) -> RocksDBSnapshotWriter:
         """See :meth:`replobj.storage.Storage.begin_snapshot`."""
