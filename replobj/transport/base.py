@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self, TypeAlias, runtime_checkable
@@ -18,14 +18,18 @@ from typing import Protocol, Self, TypeAlias, runtime_checkable
 import anyio
 from anyio.abc import TaskGroup
 
-from replobj.errors import TransportError
+from replobj.errors import ClusterMismatchError, ProtocolError, TransportError
 from replobj.raft.messages import Message
 from replobj.raft.types import NodeId
+from replobj.secret import check_secret, cluster_key
+
+from .identity import ClusterIds
 
 __all__ = [
     "Address",
     "Counters",
     "Inbox",
+    "LogLimiter",
     "StartAndClose",
     "TaskedTransport",
     "Transport",
@@ -33,7 +37,6 @@ __all__ = [
     "describe",
     "is_loopback",
     "logger",
-    "require_secret_or_loopback",
     "started",
 ]
 
@@ -50,7 +53,9 @@ class TransportStats:
 
     ``dropped`` counts outgoing messages discarded (queue full, message too large,
     peer unknown); ``rejected`` counts incoming frames, datagrams or connections
-    refused (bad proof, malformed, replayed, too large). ``last_error`` describes
+    refused (bad proof, malformed, replayed, too large); ``rejected_messages`` counts
+    messages from authenticated peers that the codec refused (a value out of range, an
+    empty or too long node id): each is dropped, the link stays. ``last_error`` describes
     the most recent failure, e.g. an :class:`~replobj.errors.AuthenticationError`
     met while connecting.
     """
@@ -60,6 +65,7 @@ class TransportStats:
     received: int = 0
     rejected: int = 0
     last_error: str | None = None
+    rejected_messages: int = 0
 
 
 @dataclass(slots=True)
@@ -71,11 +77,17 @@ class Counters:
     received: int = 0
     rejected: int = 0
     last_error: str | None = None
+    rejected_messages: int = 0
 
     def snapshot(self) -> TransportStats:
         """An immutable copy."""
         return TransportStats(
-            self.sent, self.dropped, self.received, self.rejected, self.last_error
+            self.sent,
+            self.dropped,
+            self.received,
+            self.rejected,
+            self.last_error,
+            self.rejected_messages,
         )
 
 
@@ -203,20 +215,20 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def require_secret_or_loopback(secret: bytes | None, addresses: list[Address]) -> None:
-    """Refuse to run unauthenticated anywhere but on loopback.
+class LogLimiter:
+    """Say whether to log the n-th occurrence of a kind of refusal: the first ten, then
+    every thousandth, so a hostile or broken peer cannot flood the log."""
 
-    :raises ~replobj.errors.TransportError: if ``secret`` is missing or empty and any
-        address is not loopback.
-    """
-    if secret:
-        return
-    exposed = sorted({host for host, _ in addresses if not is_loopback(host)})
-    if exposed:
-        raise TransportError(
-            f"no cluster secret configured but {exposed} are not loopback addresses; "
-            "pass secret=... (the same bytes on every node)"
-        )
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def allow(self, kind: str) -> int:
+        """Count one more ``kind``; return the count if it should be logged, else 0."""
+        count = self._counts.get(kind, 0) + 1
+        self._counts[kind] = count
+        return count if count <= 10 or count % 1000 == 0 else 0
 
 
 class StartAndClose:
@@ -250,7 +262,18 @@ class TaskedTransport(StartAndClose):
     :meth:`_close_tasks` from ``aclose``.
     """
 
-    def __init__(self, node_id: NodeId, listen: Address, inbox_limit: int) -> None:
+    def __init__(
+        self,
+        node_id: NodeId,
+        listen: Address,
+        inbox_limit: int,
+        *,
+        secret: object,
+        cluster_id: Callable[[], str] | None,
+    ) -> None:
+        self._key = cluster_key(check_secret(secret))
+        self._cluster = ClusterIds(cluster_id)
+        self._limiter = LogLimiter()
         self._node_id = node_id
         self._listen = listen
         self._bound: Address | None = None
@@ -317,3 +340,18 @@ class TaskedTransport(StartAndClose):
     def _fail(self, message: str) -> None:
         self._counters.last_error = message
         logger.warning("%s: %s", self._node_id, message)
+
+    def _refuse_message(self, peer: NodeId, exc: ProtocolError) -> None:
+        """Count and (rate-limited) log a message an authenticated peer sent out of range."""
+        self._counters.rejected_messages += 1
+        count = self._limiter.allow(f"message:{peer}")
+        if count:
+            logger.warning(
+                "%s: refused a message from %r (%d so far): %s", self._node_id, peer, count, exc
+            )
+
+    def _report_mismatch(self, peer: NodeId, exc: ClusterMismatchError) -> None:
+        """Record a refused peer of another cluster; log it once per peer and pair of ids."""
+        self._counters.last_error = describe(exc)
+        if self._cluster.first_report(peer, exc):
+            logger.warning("%s: %s", self._node_id, describe(exc))

@@ -33,7 +33,15 @@ from replobj.raft.messages import (
     RequestVoteReply,
     TimeoutNow,
 )
-from replobj.raft.types import ClusterConfig, Entry, EntryKind, SnapshotMeta
+from replobj.raft.types import (
+    MAX_INDEX,
+    MAX_NODE_ID_BYTES,
+    MAX_TERM,
+    ClusterConfig,
+    Entry,
+    EntryKind,
+    SnapshotMeta,
+)
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
@@ -41,6 +49,7 @@ __all__ = [
     "KIND_OF",
     "PREFIX_BYTES",
     "WIRE_VERSION",
+    "decode_each",
     "decode_frame",
     "decode_frames",
     "encode_frame",
@@ -48,7 +57,7 @@ __all__ = [
     "iter_frames",
 ]
 
-WIRE_VERSION: Final = 1
+WIRE_VERSION: Final = 2
 """Bumped whenever the frame layout or any message body changes incompatibly."""
 
 PREFIX_BYTES: Final = 4
@@ -63,28 +72,32 @@ DEFAULT_MAX_FRAME_BYTES: Final = 16 << 20
 _PREFIX = struct.Struct(">I")
 _HEADER = struct.Struct(">IBB")
 
-_Count = Annotated[int, Meta(ge=0)]
-_Name = Annotated[str, Meta(max_length=255)]
+_T = Annotated[int, Meta(ge=0, le=MAX_TERM)]
+"""A term: 0 ≤ term ≤ MAX_TERM."""
+_I = Annotated[int, Meta(ge=0, le=MAX_INDEX)]
+"""A log index or a byte offset: 0 ≤ value ≤ MAX_INDEX."""
+_S = Annotated[int, Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
+"""Any other integer (sequence numbers, request ids, counts): a signed 64-bit value."""
+_Name = Annotated[str, Meta(min_length=1, max_length=MAX_NODE_ID_BYTES)]
+"""A node id; its UTF-8 length is checked after decoding (msgspec counts characters)."""
 _Names = list[_Name]
 
 _ConfigBody: TypeAlias = tuple[_Names, _Names, _Names | None, _Names]
-_MetaBody: TypeAlias = tuple[_Count, _Count, _ConfigBody]
-_EntryBody: TypeAlias = tuple[_Count, _Count, EntryKind, bytes]
+_MetaBody: TypeAlias = tuple[_I, _T, _ConfigBody]
+_EntryBody: TypeAlias = tuple[_T, _I, EntryKind, bytes]
 
-_RequestVoteBody = tuple[_Count, _Name, _Count, _Count, bool, bool]
-_RequestVoteReplyBody = tuple[_Count, _Name, bool, bool]
-_AppendEntriesBody = tuple[_Count, _Name, _Count, _Count, list[_EntryBody], _Count, int]
-_AppendEntriesReplyBody = tuple[_Count, _Name, bool, _Count, _Count, _Count, _Count, int]
-_InstallSnapshotBody = tuple[_Count, _Name, _MetaBody, _Count, bytes, bool, int]
-_InstallSnapshotReplyBody = tuple[_Count, _Name, _Count, _Count, bool, int]
-_TimeoutNowBody = tuple[_Count, _Name]
-_ReadIndexRequestBody = tuple[_Count, _Name, int]
-_ReadIndexReplyBody = tuple[_Count, _Name, int, _Count, bool]
+_RequestVoteBody = tuple[_T, _Name, _I, _T, bool, bool]
+_RequestVoteReplyBody = tuple[_T, _Name, bool, bool]
+_AppendEntriesBody = tuple[_T, _Name, _I, _T, list[_EntryBody], _I, _S]
+_AppendEntriesReplyBody = tuple[_T, _Name, bool, _I, _I, _I, _T, _S]
+_InstallSnapshotBody = tuple[_T, _Name, _MetaBody, _I, bytes, bool, _S]
+_InstallSnapshotReplyBody = tuple[_T, _Name, _I, _I, bool, _S]
+_TimeoutNowBody = tuple[_T, _Name]
+_ReadIndexRequestBody = tuple[_T, _Name, _S]
+_ReadIndexReplyBody = tuple[_T, _Name, _S, _I, bool]
 
-_ProposeRequestBody = tuple[_Count, _Name, int, list[bytes]]
-_ProposeReplyBody = tuple[
-    _Count, _Name, int, _Count, _Count, int, Annotated[str, Meta(max_length=64)]
-]
+_ProposeRequestBody = tuple[_T, _Name, _S, list[bytes]]
+_ProposeReplyBody = tuple[_T, _Name, _S, _T, _I, _S, Annotated[str, Meta(max_length=64)]]
 
 KIND_OF: Final[dict[type[Message], int]] = {
     RequestVote: 1,
@@ -107,8 +120,17 @@ def _config_body(config: ClusterConfig) -> tuple[Any, ...]:
     return (sorted(config.voters), sorted(config.learners), old, sorted(config.auto_promote))
 
 
+def _check_name(name: str) -> str:
+    if len(name.encode()) > MAX_NODE_ID_BYTES:
+        raise ValueError(f"node id {name[:40]!r}... is over {MAX_NODE_ID_BYTES} UTF-8 bytes")
+    return name
+
+
 def _config_from(body: _ConfigBody) -> ClusterConfig:
     voters, learners, old, promote = body
+    for names in (voters, learners, old or [], promote):
+        for name in names:
+            _check_name(name)
     return ClusterConfig(
         voters=frozenset(voters),
         learners=frozenset(learners),
@@ -255,7 +277,9 @@ def _decode_body(version: int, kind: int, body: memoryview) -> Message:
         raise ProtocolError(f"unknown message kind {kind}")
     decoder, build = entry
     try:
-        return build(decoder.decode(body))
+        msg = build(decoder.decode(body))
+        _check_name(msg.sender)
+        return msg
     except (msgspec.DecodeError, ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise ProtocolError(f"malformed body for message kind {kind}: {exc}") from exc
 
@@ -267,6 +291,23 @@ def iter_frames(
 
     :raises ~replobj.errors.ProtocolError: on the first malformed, truncated or trailing frame.
     """
+    for item in decode_each(data, max_frame_bytes):
+        if isinstance(item, ProtocolError):
+            raise item
+        yield item
+
+
+def decode_each(
+    data: bytes | bytearray | memoryview, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+) -> Iterator[Message | ProtocolError]:
+    """Like :func:`iter_frames`, but a frame whose body is invalid (a value out of range, a
+    bad node id) yields its :class:`~replobj.errors.ProtocolError` instead of ending the
+    iteration: its length is known, so the frames after it still decode. For an
+    authenticated peer, whose one bad message must not cost the link.
+
+    :raises ~replobj.errors.ProtocolError: if the framing itself is broken (truncated or
+        trailing bytes, a length over the limit); nothing after that point can be trusted.
+    """
     view = memoryview(data)
     pos = 0
     while pos < len(view):
@@ -274,7 +315,10 @@ def iter_frames(
         end = pos + PREFIX_BYTES + length
         if end > len(view):
             raise ProtocolError(f"frame announces {length} bytes, only {len(view) - pos - 4} left")
-        yield _decode_body(view[pos + 4], view[pos + 5], view[pos + FRAME_HEADER_BYTES : end])
+        try:
+            yield _decode_body(view[pos + 4], view[pos + 5], view[pos + FRAME_HEADER_BYTES : end])
+        except ProtocolError as exc:
+            yield exc
         pos = end
 
 

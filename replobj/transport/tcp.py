@@ -13,35 +13,23 @@ from __future__ import annotations
 import contextlib
 import random
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from anyio.streams.tls import TLSStream
 
-from replobj.errors import FrameTooLargeError, ProtocolError, TransportError
+from replobj.errors import ClusterMismatchError, FrameTooLargeError, ProtocolError, TransportError
 from replobj.raft.messages import Message
 from replobj.raft.types import NodeId
 
-from .auth import (
-    INSECURE_LOOPBACK_SECRET,
-    RecordOpener,
-    RecordSealer,
-    client_handshake,
-    server_handshake,
-)
-from .base import (
-    Address,
-    TaskedTransport,
-    describe,
-    logger,
-    require_secret_or_loopback,
-    started,
-)
-from .codec import DEFAULT_MAX_FRAME_BYTES, PREFIX_BYTES, encode_frame, iter_frames
+from . import tls
+from .admission import PendingHandshakes
+from .auth import RecordOpener, RecordSealer, client_handshake, server_handshake
+from .base import Address, TaskedTransport, describe, logger, started
+from .codec import DEFAULT_MAX_FRAME_BYTES, PREFIX_BYTES, decode_each, encode_frame
 
 __all__ = ["TcpTransport"]
 
@@ -73,8 +61,10 @@ class TcpTransport(TaskedTransport):
     :param listen: where to listen, e.g. ``("10.0.0.5", 7400)``; port 0 picks a free
         port (read it back from :attr:`listen_address`).
     :param peers: the initial address book.
-    :param secret: the cluster secret (same bytes on every node); may be omitted only
-        when every address is loopback.
+    :param secret: the cluster secret (the same on every node, at least 16 bytes; make
+        one with :func:`replobj.new_secret`). Required: there is no unauthenticated mode.
+    :param cluster_id: returns this node's cluster id (``""`` while unknown); a peer
+        whose known cluster id differs is refused on both sides.
     :param server_ssl: wrap incoming connections in TLS with this context.
     :param client_ssl: wrap outgoing connections in TLS with this context.
     :param queue_limit: frames queued per peer before new ones are dropped.
@@ -85,10 +75,11 @@ class TcpTransport(TaskedTransport):
     :param handshake_timeout: seconds allowed for connect plus handshake.
     :param max_pending_handshakes: incoming connections allowed to be mid-handshake at
         once; more are closed at once, so a flood cannot exhaust the listener.
+    :param max_pending_per_source: of those, how many may come from one source address,
+        so a flood from one host cannot lock out peers on other hosts.
     :param backoff: first and largest reconnect delay in seconds (jittered, doubling).
     :param seed: seed of the jitter generator, for reproducible tests.
-    :raises ~replobj.errors.TransportError: if no secret is given and an address is
-        not loopback.
+    :raises ~replobj.errors.WeakSecretError: if ``secret`` is missing or too short.
     """
 
     def __init__(
@@ -97,7 +88,8 @@ class TcpTransport(TaskedTransport):
         listen: Address,
         peers: Mapping[NodeId, Address] | None = None,
         *,
-        secret: bytes | None = None,
+        secret: str | bytes | None = None,
+        cluster_id: Callable[[], str] | None = None,
         server_ssl: ssl.SSLContext | None = None,
         client_ssl: ssl.SSLContext | None = None,
         queue_limit: int = 4096,
@@ -107,16 +99,13 @@ class TcpTransport(TaskedTransport):
         max_batch_bytes: int = 256 << 10,
         handshake_timeout: float = 5.0,
         max_pending_handshakes: int = 64,
+        max_pending_per_source: int = 8,
         backoff: tuple[float, float] = (0.05, 2.0),
         seed: int | None = None,
     ) -> None:
-        book = dict(peers or {})
-        require_secret_or_loopback(secret, [listen, *book.values()])
-        super().__init__(node_id, listen, inbox_limit)
-        self._peers = book
+        super().__init__(node_id, listen, inbox_limit, secret=secret, cluster_id=cluster_id)
+        self._peers = dict(peers or {})
         self._learned: dict[NodeId, Address] = {}
-        self._secret = secret or INSECURE_LOOPBACK_SECRET
-        self._insecure = not secret
         self._server_ssl = server_ssl
         self._client_ssl = client_ssl
         self._queue_limit = queue_limit
@@ -125,8 +114,7 @@ class TcpTransport(TaskedTransport):
         self._coalesce = coalesce
         self._max_batch_bytes = max_batch_bytes
         self._handshake_timeout = handshake_timeout
-        self._max_handshakes = max_pending_handshakes
-        self._handshaking = 0
+        self._pending = PendingHandshakes(max_pending_handshakes, max_pending_per_source)
         self._backoff = backoff
         self._rng = random.Random(seed)
         self._links: dict[NodeId, _Link] = {}
@@ -148,8 +136,6 @@ class TcpTransport(TaskedTransport):
             listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
         except OSError as exc:
             raise TransportError(f"{self._node_id}: cannot listen on {host}:{port}: {exc}") from exc
-        if self._insecure:
-            logger.warning("%s: no cluster secret; accepting loopback peers only", self._node_id)
         tg = await self._open_tasks(listener.extra(SocketAttribute.local_port))
         tg.start_soon(self._accept_loop, listener)
 
@@ -189,12 +175,8 @@ class TcpTransport(TaskedTransport):
 
         Addresses learned from authenticated incoming connections are kept for peers the
         new book does not name.
-
-        :raises ~replobj.errors.TransportError: if there is no secret and an address is
-            not loopback.
         """
         book = dict(peers)
-        require_secret_or_loopback(None if self._insecure else self._secret, list(book.values()))
         for peer, address in self._learned.items():
             book.setdefault(peer, address)
         for peer, link in list(self._links.items()):
@@ -220,6 +202,10 @@ class TcpTransport(TaskedTransport):
             while True:
                 try:
                     stream, reader, key = await self._connect(link)
+                except ClusterMismatchError as exc:
+                    self._report_mismatch(link.peer, exc)
+                    await anyio.sleep(largest * self._rng.uniform(0.5, 1.0))
+                    continue
                 except (*_LINK_ERRORS, TransportError) as exc:
                     self._fail(f"cannot reach {link.peer!r} at {link.address}: {describe(exc)}")
                     if isinstance(exc, TransportError):
@@ -250,22 +236,17 @@ class TcpTransport(TaskedTransport):
     async def _connect(self, link: _Link) -> tuple[ByteStream, BufferedByteReceiveStream, bytes]:
         host, port = link.address
         with anyio.fail_after(self._handshake_timeout):
-            stream: ByteStream
-            if self._client_ssl is None:
-                stream = await anyio.connect_tcp(host, port)
-            else:
-                stream = await anyio.connect_tcp(
-                    host, port, ssl_context=self._client_ssl, tls_standard_compatible=False
-                )
+            stream = await tls.connect(host, port, self._client_ssl)
             try:
                 reader = BufferedByteReceiveStream(stream)
                 key = await client_handshake(
                     stream,
                     reader,
-                    secret=self._secret,
+                    key=self._key,
                     node_id=self._node_id,
                     peer_id=link.peer,
                     listen_port=self._bound[1] if self._bound else 0,
+                    cluster_id=self._cluster.current(),
                 )
             except BaseException:
                 await anyio.aclose_forcefully(stream)
@@ -330,36 +311,36 @@ class TcpTransport(TaskedTransport):
 
     async def _serve_connection(self, raw: anyio.abc.SocketStream) -> None:
         remote = raw.extra(SocketAttribute.remote_address, "?")
-        if self._handshaking >= self._max_handshakes:
+        source = str(remote[0]) if isinstance(remote, tuple) and remote else str(remote)
+        refusal = self._pending.admit(source)
+        if refusal is not None:
             self._counters.rejected += 1
-            logger.warning(
-                "%s: %d handshakes pending; refused %s", self._node_id, self._handshaking, remote
-            )
+            count = self._limiter.allow(f"admission:{source}")
+            if count:
+                logger.warning("%s: %s; refused %s (%d)", self._node_id, refusal, remote, count)
             return
-        stream: ByteStream = raw
-        self._handshaking += 1
         try:
             with anyio.fail_after(self._handshake_timeout):
-                if self._server_ssl is not None:
-                    stream = await TLSStream.wrap(
-                        raw,
-                        server_side=True,
-                        ssl_context=self._server_ssl,
-                        standard_compatible=False,
-                    )
+                stream = raw if self._server_ssl is None else await tls.accept_tls(
+                    raw, self._server_ssl
+                )  # fmt: skip
                 reader = BufferedByteReceiveStream(stream)
                 hello, key = await server_handshake(
-                    stream, reader, secret=self._secret, node_id=self._node_id
-                )
-                peer = hello.node_id
+                    stream, reader, key=self._key, node_id=self._node_id,
+                    cluster_id=self._cluster.current(),
+                )  # fmt: skip
+        except ClusterMismatchError as exc:
+            self._counters.rejected += 1
+            self._report_mismatch(source, exc)
+            return
         except (*_LINK_ERRORS, TransportError) as exc:
             self._counters.rejected += 1
             logger.warning("%s: refused connection from %s: %r", self._node_id, remote, exc)
             return
         finally:
-            self._handshaking -= 1
-        self._learn_address(peer, remote, hello.listen_port)
-        await self._read_records(peer, remote, reader, RecordOpener(key, self._max_record))
+            self._pending.release(source)
+        self._learn_address(hello.node_id, remote, hello.listen_port)
+        await self._read_records(hello.node_id, remote, reader, RecordOpener(key, self._max_record))
 
     def _learn_address(self, peer: NodeId, remote: object, port: int) -> None:
         """Remember where an authenticated peer missing from the address book listens."""
@@ -375,7 +356,10 @@ class TcpTransport(TaskedTransport):
         try:
             while True:
                 payload = await opener.read(reader)
-                for msg in iter_frames(payload, self._max_frame_bytes):
+                for msg in decode_each(payload, self._max_frame_bytes):
+                    if isinstance(msg, ProtocolError):
+                        self._refuse_message(peer, msg)
+                        continue
                     if msg.sender != peer:
                         self._counters.rejected += 1
                         logger.warning(

@@ -2,11 +2,12 @@
 
 For low-latency LANs. Each datagram is ``header | frame | HMAC-SHA256`` where the
 header names the wire and Python versions, the sender, the addressee, the sender's
-epoch (its start time in nanoseconds) and a per-epoch counter; the MAC (keyed from the
-cluster secret) covers everything before it and is checked before anything else is
-decoded. Each receiver keeps, per sender, the newest epoch and a 64-wide window of
-counters, so a captured datagram replayed later is refused. A message whose frame does
-not fit :attr:`UdpTransport.max_message_bytes` is dropped and counted: size Raft's
+cluster id, the sender's epoch (its start time in nanoseconds) and a per-epoch counter;
+the MAC (keyed from the cluster key) covers everything before it and is checked before
+anything else is decoded. A datagram from a known, different cluster is dropped. Each
+receiver keeps, per sender, the newest epoch and a 64-wide window of counters, so a
+captured datagram replayed later is refused. A message whose frame does not fit
+:attr:`UdpTransport.max_message_bytes` is dropped and counted: size Raft's
 ``max_append_bytes`` and ``snapshot_chunk_bytes`` below it.
 """
 
@@ -20,7 +21,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -28,29 +29,23 @@ import anyio
 from anyio.abc import SocketAttribute, UDPSocket
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from replobj.errors import FrameTooLargeError, ProtocolError, TransportError
+from replobj.errors import ClusterMismatchError, FrameTooLargeError, ProtocolError, TransportError
 from replobj.raft.messages import Message
 from replobj.raft.types import NodeId
 
-from .auth import INSECURE_LOOPBACK_SECRET, MAC_BYTES
-from .base import (
-    Address,
-    Inbox,
-    TaskedTransport,
-    describe,
-    logger,
-    require_secret_or_loopback,
-    started,
-)
+from .auth import MAC_BYTES
+from .base import Address, Inbox, TaskedTransport, describe, logger, started
 from .codec import WIRE_VERSION, decode_frame, encode_frame
+from .identity import MAX_CLUSTER_ID_BYTES, check_cluster, cluster_id_bytes
 
 __all__ = ["UDP_OVERHEAD_BYTES", "ReplayWindow", "UdpTransport"]
 
 _MAGIC: Final = b"RU"
 _FIXED = struct.Struct(">2sBBBQQ")
 _PYTHON: Final = (sys.version_info.major, sys.version_info.minor)
-UDP_OVERHEAD_BYTES: Final = _FIXED.size + 2 * 256 + MAC_BYTES
-"""The most bytes a datagram adds around its frame (ids of up to 255 bytes)."""
+UDP_OVERHEAD_BYTES: Final = _FIXED.size + 2 * 256 + 1 + MAX_CLUSTER_ID_BYTES + MAC_BYTES
+"""The most bytes a datagram adds around its frame (node ids of up to 255 bytes, a cluster id
+of up to 64)."""
 _WINDOW: Final = 64
 
 
@@ -99,13 +94,14 @@ class UdpTransport(TaskedTransport):
     :param node_id: this node's id (at most 255 UTF-8 bytes).
     :param listen: where to bind, e.g. ``("10.0.0.5", 7400)``; port 0 picks a free port.
     :param peers: the initial address book.
-    :param secret: the cluster secret; may be omitted only if every address is loopback.
+    :param secret: the cluster secret (at least 16 bytes, the same on every node).
+    :param cluster_id: returns this node's cluster id (``""`` while unknown); datagrams
+        from a node that knows another one are dropped.
     :param max_datagram_bytes: the largest datagram sent or accepted (65507 fits IPv4;
         use about 1400 to avoid IP fragmentation on an Ethernet LAN).
     :param queue_limit: datagrams queued for sending before new ones are dropped.
     :param inbox_limit: received messages buffered before new ones are dropped.
-    :raises ~replobj.errors.TransportError: if no secret is given and an address is
-        not loopback.
+    :raises ~replobj.errors.WeakSecretError: if ``secret`` is missing or too short.
     """
 
     def __init__(
@@ -114,22 +110,21 @@ class UdpTransport(TaskedTransport):
         listen: Address,
         peers: Mapping[NodeId, Address] | None = None,
         *,
-        secret: bytes | None = None,
+        secret: str | bytes | None = None,
+        cluster_id: Callable[[], str] | None = None,
         max_datagram_bytes: int = 65507,
         queue_limit: int = 8192,
         inbox_limit: int = 8192,
     ) -> None:
         book = dict(peers or {})
-        require_secret_or_loopback(secret, [listen, *book.values()])
         if max_datagram_bytes <= UDP_OVERHEAD_BYTES + 64:
             raise ValueError(f"max_datagram_bytes must exceed {UDP_OVERHEAD_BYTES + 64}")
-        super().__init__(node_id, listen, inbox_limit)
+        super().__init__(node_id, listen, inbox_limit, secret=secret, cluster_id=cluster_id)
         self._own = node_id.encode()
         if len(self._own) > 255:
             raise ValueError("node ids are limited to 255 UTF-8 bytes")
         self._peers = book
-        self._insecure = not secret
-        self._key = hmac.digest(secret or INSECURE_LOOPBACK_SECRET, b"replobj-udp-v1", "sha256")
+        self._udp_key = hmac.digest(self._key, b"replobj-udp-v2", "sha256")
         self._max_datagram = max_datagram_bytes
         self._queue_limit = queue_limit
         self._epoch = time.time_ns()
@@ -191,12 +186,8 @@ class UdpTransport(TaskedTransport):
     def update_peers(self, peers: Mapping[NodeId, Address]) -> None:
         """Replace the address book (addresses learned from authenticated datagrams are kept
         for peers it does not name).
-
-        :raises ~replobj.errors.TransportError: if there is no secret and an address is
-            not loopback.
         """
         book = dict(peers)
-        require_secret_or_loopback(None if self._insecure else self._key, list(book.values()))
         for peer, address in self._learned.items():
             book.setdefault(peer, address)
         self._peers = book
@@ -237,22 +228,25 @@ class UdpTransport(TaskedTransport):
         addressee = to.encode()
         if len(addressee) > 255:
             raise ValueError("node ids are limited to 255 UTF-8 bytes")
+        cluster = cluster_id_bytes(self._cluster.current())
         self._counter += 1
         head = _FIXED.pack(_MAGIC, WIRE_VERSION, *_PYTHON, self._epoch, self._counter)
         body = b"".join(
-            (head, bytes([len(self._own)]), self._own, bytes([len(addressee)]), addressee, frame)
-        )
-        return body + hmac.digest(self._key, body, hashlib.sha256)
+            (head, bytes([len(self._own)]), self._own, bytes([len(addressee)]), addressee,
+             bytes([len(cluster)]), cluster, frame)
+        )  # fmt: skip
+        return body + hmac.digest(self._udp_key, body, hashlib.sha256)
 
     def unseal(self, datagram: bytes) -> Message:
         """Authenticate, replay-check and decode one datagram addressed to this node.
 
         :raises ~replobj.errors.ProtocolError: naming why the datagram was refused.
+        :raises ~replobj.errors.ClusterMismatchError: if the sender is in another cluster.
         """
         if len(datagram) < _FIXED.size + 2 + MAC_BYTES or len(datagram) > self._max_datagram:
             raise ProtocolError(f"datagram of {len(datagram)} bytes is not a replobj datagram")
         body, mac = datagram[:-MAC_BYTES], datagram[-MAC_BYTES:]
-        if not hmac.compare_digest(mac, hmac.digest(self._key, body, hashlib.sha256)):
+        if not hmac.compare_digest(mac, hmac.digest(self._udp_key, body, hashlib.sha256)):
             raise ProtocolError("datagram failed authentication (wrong secret or not replobj)")
         magic, version, major, minor, epoch, counter = _FIXED.unpack_from(body)
         if magic != _MAGIC or (version, (major, minor)) != (WIRE_VERSION, _PYTHON):
@@ -264,13 +258,20 @@ class UdpTransport(TaskedTransport):
         try:
             sender_end = pos + 1 + body[pos]
             to_end = sender_end + 1 + body[sender_end]
+            cluster_end = to_end + 1 + body[to_end]
             sender = body[pos + 1 : sender_end].decode()
             addressee = body[sender_end + 1 : to_end].decode()
+            cluster = body[to_end + 1 : cluster_end].decode()
         except (UnicodeDecodeError, IndexError) as exc:
             raise ProtocolError("malformed datagram header") from exc
         if addressee != self._node_id:
             raise ProtocolError(f"datagram from {sender!r} is addressed to {addressee!r}")
-        message = decode_frame(body[to_end:], self.max_message_bytes)
+        check_cluster(ours=self._cluster.current(), theirs=cluster, peer=sender, node=self._node_id)
+        try:
+            message = decode_frame(body[cluster_end:], self.max_message_bytes)
+        except ProtocolError:
+            self._counters.rejected_messages += 1
+            raise
         if message.sender != sender:
             raise ProtocolError(f"{sender!r} sent a message as {message.sender!r}")
         if not self._windows.setdefault(sender, ReplayWindow()).accept(epoch, counter):
@@ -310,9 +311,13 @@ class UdpTransport(TaskedTransport):
     def _deliver(self, datagram: bytes, source: object, inbox: Inbox) -> None:
         try:
             message = self.unseal(datagram)
+        except ClusterMismatchError as exc:
+            self._counters.rejected += 1
+            self._report_mismatch(str(source), exc)
+            return
         except ProtocolError as exc:
             self._counters.rejected += 1
-            if self._counters.rejected <= 10 or self._counters.rejected % 1000 == 0:
+            if self._limiter.allow("datagram"):
                 logger.warning("%s: refused datagram from %s: %s", self._node_id, source, exc)
             return
         if message.sender not in self._peers and isinstance(source, tuple) and source:

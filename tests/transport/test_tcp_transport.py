@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
-import ssl
 import struct
-import subprocess
 import tracemalloc
-from pathlib import Path
 
 import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
-from transport_helpers import SECRET, receive_n, resend_until_received, wait_until
+from transport_helpers import KEY, SECRET, receive_n, resend_until_received, wait_until
 from wire_strategies import KINDS, sample_messages
 
+from replobj import new_secret
 from replobj.errors import AuthenticationError, TransportError, VersionMismatchError
 from replobj.raft.messages import AppendEntries, Message, TimeoutNow
 from replobj.raft.types import Entry
+from replobj.secret import cluster_key
 from replobj.transport.auth import Hello, RecordSealer, client_handshake
 from replobj.transport.base import Transport
 from replobj.transport.codec import WIRE_VERSION, encode_frame
@@ -29,6 +28,7 @@ pytestmark = pytest.mark.anyio
 
 def _tcp(node: str, port: int, peers: dict[str, int], **kwargs: object) -> TcpTransport:
     book = {name: ("127.0.0.1", p) for name, p in peers.items()}
+    kwargs.setdefault("secret", SECRET)
     return TcpTransport(node, ("127.0.0.1", port), book, seed=1, **kwargs)  # type: ignore[arg-type]
 
 
@@ -89,7 +89,7 @@ async def test_wrong_secret_refused_listener_keeps_serving(
     caplog.set_level(logging.INFO, logger="replobj.transport")
     async with (
         _tcp("a", pa, {}, secret=SECRET) as a,
-        _tcp("b", pb, {"a": pa}, secret=b"wrong secret") as b,
+        _tcp("b", pb, {"a": pa}, secret=new_secret()) as b,
         _tcp("c", pc, {"a": pa}, secret=SECRET) as c,
     ):
         b.send("a", TimeoutNow(1, "b"))
@@ -110,7 +110,7 @@ async def test_handshake_raises_authentication_error(ports: list[int]) -> None:
                 await client_handshake(
                     stream,
                     BufferedByteReceiveStream(stream),
-                    secret=b"bad",
+                    key=cluster_key(new_secret().encode()),
                     node_id="x",
                     peer_id="a",
                 )
@@ -136,7 +136,7 @@ async def test_huge_frame_header_refused_without_allocation(ports: list[int]) ->
         stream = await anyio.connect_tcp("127.0.0.1", a.listen_address[1])
         async with stream:
             reader = BufferedByteReceiveStream(stream)
-            await client_handshake(stream, reader, secret=SECRET, node_id="x", peer_id="a")
+            await client_handshake(stream, reader, key=KEY, node_id="x", peer_id="a")
             tracemalloc.start()
             try:
                 await stream.send(struct.pack(">I", 100 << 20) + b"\x00" * 1024)
@@ -159,7 +159,7 @@ async def test_garbage_and_forged_records_do_not_stop_listener(ports: list[int])
         stream = await anyio.connect_tcp("127.0.0.1", pa)
         async with stream:
             await client_handshake(
-                stream, BufferedByteReceiveStream(stream), secret=SECRET, node_id="x", peer_id="a"
+                stream, BufferedByteReceiveStream(stream), key=KEY, node_id="x", peer_id="a"
             )
             await stream.send(
                 RecordSealer(b"not the session key").seal(encode_frame(TimeoutNow(1, "x")))
@@ -198,45 +198,6 @@ async def test_bind_failure_names_the_address(ports: list[int]) -> None:
     async with _tcp("a", ports[0], {}):
         with pytest.raises(TransportError, match=f"127.0.0.1:{ports[0]}"):
             await _tcp("b", ports[0], {}).start()
-
-
-def test_secret_required_off_loopback() -> None:
-    with pytest.raises(TransportError, match="secret"):
-        TcpTransport("a", ("10.1.2.3", 7000), {})
-    t = TcpTransport("a", ("127.0.0.1", 7000), {"b": ("localhost", 7001)})
-    with pytest.raises(TransportError, match=r"10\.9\.9\.9"):
-        t.update_peers({"b": ("10.9.9.9", 7001)})
-    TcpTransport("a", ("0.0.0.0", 7000), {}, secret=SECRET)
-
-
-def _tls_contexts(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=replobj",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert, key)
-    client = ssl.create_default_context(cafile=str(cert))
-    return server, client
-
-
-async def test_tls_links_carry_every_kind(ports: list[int], tmp_path: Path) -> None:
-    print(f"certificates in {tmp_path}")
-    server, client = _tls_contexts(tmp_path)
-    pa, pb, _ = ports
-    tls = {"secret": SECRET, "server_ssl": server, "client_ssl": client}
-    async with _tcp("a", pa, {"b": pb}, **tls) as a, _tcp("b", pb, {"a": pa}, **tls) as b:
-        for msg in sample_messages("a"):
-            a.send("b", msg)
-        assert await receive_n(b, KINDS) == sample_messages("a")
-    async with _tcp("c", pb, {"a": pa}, secret=SECRET) as plain, _tcp("a", pa, {}, **tls) as a:
-        plain.send("a", TimeoutNow(1, "c"))
-        await wait_until(lambda: a.stats.rejected >= 1, "TLS listener to refuse a plain peer")
-        assert a.stats.received == 0
 
 
 async def test_silent_connections_cannot_exhaust_the_listener(ports: list[int]) -> None:

@@ -7,10 +7,15 @@ from collections.abc import Callable
 
 import anyio
 
+from replobj import new_secret
 from replobj.raft.messages import Message
+from replobj.secret import cluster_key
 from replobj.transport.base import Transport
 
-SECRET = b"correct horse battery staple"
+SECRET = new_secret()
+"""A random cluster secret for this test run."""
+KEY = cluster_key(SECRET.encode())
+"""The key every transport derives from :data:`SECRET`."""
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

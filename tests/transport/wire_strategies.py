@@ -19,13 +19,20 @@ from replobj.raft.messages import (
     RequestVoteReply,
     TimeoutNow,
 )
-from replobj.raft.types import ClusterConfig, Entry, EntryKind, RefusalReason, SnapshotMeta
+from replobj.raft.types import (
+    MAX_INDEX,
+    ClusterConfig,
+    Entry,
+    EntryKind,
+    RefusalReason,
+    SnapshotMeta,
+)
 
 KINDS = len(MESSAGE_TYPES)
-counts = st.integers(min_value=0, max_value=2**64 - 1)
-positive = st.integers(min_value=1, max_value=2**64 - 1)
-signed = st.integers(min_value=-(2**63), max_value=2**64 - 1)
-names = st.text(min_size=0, max_size=20)
+counts = st.integers(min_value=0, max_value=MAX_INDEX)
+positive = st.integers(min_value=1, max_value=MAX_INDEX)
+signed = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+names = st.text(min_size=1, max_size=20)
 name_sets = st.frozensets(names, max_size=5)
 
 entries = st.builds(Entry, positive, positive, st.sampled_from(EntryKind), st.binary(max_size=64))
