@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -24,6 +25,7 @@ import anyio
 import anyio.abc
 
 from . import errors
+from . import node_checks as checks
 from .command import (
     PACKED_TAG,
     Command,
@@ -43,6 +45,7 @@ from .raft.options import RaftOptions, RestoredState
 from .raft.types import ClusterConfig, Entry, NodeId, SnapshotMeta
 from .replicated import spec_of
 from .runtime import RaftRuntime, RuntimeOptions
+from .secret import check_secret
 from .statemachine import ApplyOutcome, StateMachine
 from .storage.memory import MemoryStorage
 from .storage.protocol import Storage
@@ -73,8 +76,9 @@ class Node(ClusterOperations):
         new cluster; on restart the stored membership wins (a mismatch is logged).
     :param data_dir: where the RocksDB store lives; ``None`` keeps everything in memory
         (nothing survives a restart).
-    :param secret: the cluster secret (same on every node); required unless every
-        address is loopback.
+    :param secret: the cluster secret, the same on every member: at least 16 bytes
+        (:func:`replobj.new_secret` makes one). Required: commands carry pickles, so a
+        node anyone can connect to runs anyone's code.
     :param join: start as a node to be added to a running cluster (do not bootstrap);
         ``peers`` may be omitted: the members' addresses arrive with the log, and the
         TCP transport learns the leader's address when it connects.
@@ -93,6 +97,12 @@ class Node(ClusterOperations):
     :param wrap_transport: called with the transport before it starts; what it returns is
         used instead (tests wrap it in :class:`~replobj.transport.FaultyTransport` to cut or
         slow this node's links at run time).
+    :param tls_server: an :class:`ssl.SSLContext` for accepting members' connections
+        (TCP only); members then talk TLS, the secret still authenticates them.
+    :param tls_client: an :class:`ssl.SSLContext` for connecting to members (TCP only).
+    :raises ~replobj.errors.WeakSecretError: if ``secret`` is missing or too short.
+    :raises ~replobj.errors.ConfigurationError: if another parameter is invalid (the
+        message names it).
     """
 
     def __init__(
@@ -113,18 +123,32 @@ class Node(ClusterOperations):
         call_timeout: float = 10.0,
         seed: int | None = None,
         wrap_transport: Callable[[Transport], Transport] | None = None,
+        tls_server: ssl.SSLContext | None = None,
+        tls_client: ssl.SSLContext | None = None,
     ) -> None:
-        self.id = node_id
+        self.id = checks.check_node_id(node_id, parameter="node_id")
+        checks.check_address(listen, parameter="listen")
         self.listen = listen
-        self.peers = dict(peers or {})
-        if not join and not self.peers:
-            self.peers = {node_id: listen}
+        self.secret = check_secret(secret, parameter="secret")
+        self.peers = checks.check_peers(peers, node_id=node_id, listen=listen, join=join)
+        checks.check_data_dir(data_dir)
+        if storage is not None and data_dir is not None:
+            raise errors.ConfigurationError(
+                "storage: pass either storage= (a ready store) or data_dir= (a RocksDB "
+                f"directory), not both (got data_dir={os.fspath(data_dir)!r})"
+            )
+        checks.check_timing(
+            election_timeout=election_timeout,
+            heartbeat_interval=heartbeat_interval,
+            call_timeout=call_timeout,
+        )
+        checks.check_positive_int(snapshot_entries, parameter="snapshot_entries")
+        checks.check_positive_int(snapshot_bytes, parameter="snapshot_bytes")
+        checks.check_transport(transport, tls_server=tls_server, tls_client=tls_client, seed=seed)
         self.data_dir = data_dir
-        self.secret = secret.encode() if isinstance(secret, str) else secret
         self.join = join
-        if transport not in ("tcp", "udp"):
-            raise ValueError(f"transport must be 'tcp' or 'udp', got {transport!r}")
         self.transport_kind = transport
+        self._tls = (tls_server, tls_client)
         self.call_timeout = call_timeout
         self._storage = storage
         self._options = RuntimeOptions(
@@ -314,12 +338,20 @@ class Node(ClusterOperations):
 
     def _make_transport(self) -> Transport:
         listen = parse_address(self.listen)
-        peers = {n: parse_address(a) for n, a in self._addresses().items() if n != self.id}
+        peers = {n: a for n, a in self._addresses().items() if n != self.id}
         transport: Transport
         if self.transport_kind == "udp":
             transport = UdpTransport(self.id, listen, peers, secret=self.secret)
         else:
-            transport = TcpTransport(self.id, listen, peers, secret=self.secret)
+            server_ssl, client_ssl = self._tls
+            transport = TcpTransport(
+                self.id,
+                listen,
+                peers,
+                secret=self.secret,
+                server_ssl=server_ssl,
+                client_ssl=client_ssl,
+            )
         return transport if self._wrap_transport is None else self._wrap_transport(transport)
 
     def _raft_options(self, max_message_bytes: int) -> RaftOptions:
