@@ -176,6 +176,9 @@ class Node(ClusterOperations):
         self._last_outcome: ApplyOutcome | None = None
         self._restarted = False
         self._member_of: ClusterConfig | None = None
+        self._pristine: bytes | None = None
+        """The objects' state at attach time, to rebuild them from on a restart."""
+        self._running = False
         self.diverged: dict[str, errors.ClassMismatchError] = {}
         """Objects whose replica here missed a command because of a class mismatch."""
 
@@ -195,6 +198,7 @@ class Node(ClusterOperations):
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> Node:
+        self._refuse_if_running()
         self._outer = anyio.create_task_group()
         await self._outer.__aenter__()
         try:
@@ -233,11 +237,19 @@ class Node(ClusterOperations):
 
         :raises ~replobj.errors.StorageError: if the data directory cannot be used.
         :raises ~replobj.errors.TransportError: if the listen address cannot be bound.
+        :raises ~replobj.errors.NodeClosedError: if the node is running already.
         """
-        self.statemachine.freeze()
-        storage = self._open_storage()
+        self._refuse_if_running()
+        self._running = True
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
+        try:
+            self._rewind()
+            storage = self._open_storage()
+        except BaseException:
+            self._running = False
+            self._stopped.set()
+            raise
         failed = False
         try:
             restored = self._restore(storage)
@@ -291,6 +303,7 @@ class Node(ClusterOperations):
                 if not failed:
                     raise
                 logger.warning("%s: closing its failed storage: %s", self.id, exc)
+            self._running = False
             self._stopped.set()
             logger.info("%s stopped", self.id)
 
@@ -305,12 +318,55 @@ class Node(ClusterOperations):
         self._stop.set()
         await self._stopped.wait()
 
+    def _refuse_if_running(self) -> None:
+        if self._running:
+            raise errors.NodeClosedError(
+                f"node {self.id!r} is already running; stop it (aclose, or leave its "
+                "`async with` block) before starting it again"
+            )
+
+    def _rewind(self) -> None:
+        """Before a start: remember the objects' state at attach time (first start), or
+        go back to it (later starts), so the stored snapshot and log rebuild the objects
+        from where they began and no entry is applied to them twice.
+
+        :raises ~replobj.errors.NodeClosedError: if a restart cannot rewind (the objects'
+            initial state could not be pickled).
+        """
+        self.statemachine.freeze()
+        if self._pristine is None:
+            try:
+                self._pristine = self.statemachine.snapshot()
+            except errors.UnpicklableStateError as exc:
+                self._pristine = b""
+                logger.warning("%s: it cannot be restarted in place: %s", self.id, exc)
+        if self.statemachine.applied_index == 0:
+            return
+        if not self._pristine:
+            raise errors.NodeClosedError(
+                f"node {self.id!r} cannot be started again in this process: its objects' "
+                "state at attach time could not be pickled; create a new Node (and attach "
+                "new objects) instead"
+            )
+        self.statemachine.restore(self._pristine)
+        self.diverged.clear()
+        self._last_outcome = None
+        self._member_of = None
+
     def _open_storage(self) -> Storage:
         if self._storage is not None:
             return self._storage
         if self.data_dir is None:
             return MemoryStorage()
-        return open_storage(self.data_dir)
+        try:
+            return open_storage(self.data_dir)
+        except errors.StorageError:
+            raise
+        except OSError as exc:  # a store that does not say it with a StorageError yet
+            raise errors.UnusableDataDirError(
+                f"data_dir {os.fspath(self.data_dir)!r} cannot be used ({exc}); give a "
+                "directory this process can create, read and write"
+            ) from exc
 
     def _restore(self, storage: Storage) -> RestoredState:
         restored = storage.load()

@@ -20,7 +20,7 @@ from .directory import DIRECTORY_NAME, ClusterDirectory
 from .node_calls import NodeCalls
 from .node_checks import check_address, check_member, split_address
 from .node_status import NodeStatus, PeerLag
-from .raft.types import NodeId, ProposalId, Refusal, RefusalReason, Role
+from .raft.types import ClusterConfig, NodeId, ProposalId, Refusal, RefusalReason, Role
 from .replicated import spec_of
 from .runtime import RaftRuntime
 from .statemachine import StateMachine
@@ -56,9 +56,10 @@ class ClusterOperations(NodeCalls):
             peer: PeerLag(p.match_index, status.last_index - p.match_index, p.state)
             for peer, p in status.peers.items()
         }
+        removed = self._removed(status.config)
         return NodeStatus(
             id=self.id,
-            role=status.role.value,
+            role="removed" if removed else status.role.value,
             term=status.term,
             leader=status.leader,
             voters=tuple(sorted(status.config.voters)),
@@ -69,7 +70,19 @@ class ClusterOperations(NodeCalls):
             snapshot_index=status.snapshot_index,
             peers=peers,
             snapshot_error=self.runtime.snapshot_error,
+            removed=removed,
         )
+
+    def _removed(self, config: ClusterConfig) -> bool:
+        """Whether this node was asked to leave and is out of the (new) configuration.
+
+        A removed node may never receive the final configuration (the leader stops
+        sending to it once it is out), so being outside the new half of a joint
+        configuration counts; the directory's request tells it from a joiner that has
+        not been added yet.
+        """
+        leaving = self.id in self.directory.removed
+        return leaving and bool(config.members) and self.id not in config.voters | config.learners
 
     @property
     def is_leader(self) -> bool:

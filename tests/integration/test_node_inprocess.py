@@ -126,8 +126,9 @@ async def test_members_join_and_leave_while_serving(tmp_path: Path) -> None:
         await cluster.proxies["n3"].add("from-n3")
         await cluster.nodes["n3"].remove_member(leader)
         removed = cluster.nodes[leader]
-        await cluster.wait_until(lambda: removed.status().role == "follower")
+        await cluster.wait_until(lambda: removed.status().role == "removed")
         assert leader not in removed.status().voters
+        assert removed.status().removed
         with pytest.raises(errors.NodeRemovedError):
             await cluster.proxies[leader].add("from a removed node")
         await cluster.stop(leader)
