@@ -133,3 +133,26 @@ def test_an_unusable_data_dir_raises_a_storage_error_from_a_blocking_node(
     )
     with pytest.raises(errors.StorageError, match="a-file"):
         node.start()
+
+
+def test_a_blocking_node_refuses_a_second_start_and_starts_again_after_close(
+    tmp_path: Path,
+) -> None:
+    node = replobj.BlockingNode(
+        "solo",
+        secret=SECRET,
+        listen=f"127.0.0.1:{free_port()}",
+        data_dir=tmp_path / "solo",
+        election_timeout=0.3,
+        heartbeat_interval=0.05,
+    )
+    register = node.attach("reg", Register())
+    with node:
+        node.wait_for_leader(10)
+        assert register.add("a") == 1
+        with pytest.raises(errors.NodeClosedError, match="already running"):
+            node.start()
+        assert register.add("b") == 2
+    with node:
+        node.wait_for_leader(10)
+        assert register.add("c") == 3
