@@ -38,6 +38,7 @@ from .command import (
 )
 from .directory import DIRECTORY_NAME, ClusterDirectory
 from .node_cluster import ClusterOperations, parse_address
+from .node_lifecycle import Lifecycle, open_store
 from .node_status import NodeStatus, PeerLag
 from .proxy import ObjectProxy
 from .raft.node import RaftNode
@@ -47,9 +48,7 @@ from .replicated import spec_of
 from .runtime import RaftRuntime, RuntimeOptions
 from .secret import check_secret
 from .statemachine import ApplyOutcome, StateMachine
-from .storage.memory import MemoryStorage
 from .storage.protocol import Storage
-from .storage.registry import open_storage
 from .transport.base import Transport
 from .transport.tcp import TcpTransport
 from .transport.udp import UdpTransport
@@ -126,25 +125,10 @@ class Node(ClusterOperations):
         tls_server: ssl.SSLContext | None = None,
         tls_client: ssl.SSLContext | None = None,
     ) -> None:
-        self.id = checks.check_node_id(node_id, parameter="node_id")
-        checks.check_address(listen, parameter="listen")
+        self.id = node_id
         self.listen = listen
         self.secret = check_secret(secret, parameter="secret")
-        self.peers = checks.check_peers(peers, node_id=node_id, listen=listen, join=join)
-        checks.check_data_dir(data_dir)
-        if storage is not None and data_dir is not None:
-            raise errors.ConfigurationError(
-                "storage: pass either storage= (a ready store) or data_dir= (a RocksDB "
-                f"directory), not both (got data_dir={os.fspath(data_dir)!r})"
-            )
-        checks.check_timing(
-            election_timeout=election_timeout,
-            heartbeat_interval=heartbeat_interval,
-            call_timeout=call_timeout,
-        )
-        checks.check_positive_int(snapshot_entries, parameter="snapshot_entries")
-        checks.check_positive_int(snapshot_bytes, parameter="snapshot_bytes")
-        checks.check_transport(transport, tls_server=tls_server, tls_client=tls_client, seed=seed)
+        self.peers = checks.check_node_parameters(locals())
         self.data_dir = data_dir
         self.join = join
         self.transport_kind = transport
@@ -176,9 +160,7 @@ class Node(ClusterOperations):
         self._last_outcome: ApplyOutcome | None = None
         self._restarted = False
         self._member_of: ClusterConfig | None = None
-        self._pristine: bytes | None = None
-        """The objects' state at attach time, to rebuild them from on a restart."""
-        self._running = False
+        self._life = Lifecycle(self.id)
         self.diverged: dict[str, errors.ClassMismatchError] = {}
         """Objects whose replica here missed a command because of a class mismatch."""
 
@@ -198,7 +180,7 @@ class Node(ClusterOperations):
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> Node:
-        self._refuse_if_running()
+        self._life.refuse_if_running()
         self._outer = anyio.create_task_group()
         await self._outer.__aenter__()
         try:
@@ -239,15 +221,15 @@ class Node(ClusterOperations):
         :raises ~replobj.errors.TransportError: if the listen address cannot be bound.
         :raises ~replobj.errors.NodeClosedError: if the node is running already.
         """
-        self._refuse_if_running()
-        self._running = True
+        if self._life.begin(self.statemachine):  # restarted: forget what the last run learned
+            self.diverged.clear()
+            self._last_outcome = self._member_of = None
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
         try:
-            self._rewind()
-            storage = self._open_storage()
+            storage = open_store(self.data_dir, self._storage)
         except BaseException:
-            self._running = False
+            self._life.running = False
             self._stopped.set()
             raise
         failed = False
@@ -303,7 +285,7 @@ class Node(ClusterOperations):
                 if not failed:
                     raise
                 logger.warning("%s: closing its failed storage: %s", self.id, exc)
-            self._running = False
+            self._life.running = False
             self._stopped.set()
             logger.info("%s stopped", self.id)
 
@@ -317,56 +299,6 @@ class Node(ClusterOperations):
             return
         self._stop.set()
         await self._stopped.wait()
-
-    def _refuse_if_running(self) -> None:
-        if self._running:
-            raise errors.NodeClosedError(
-                f"node {self.id!r} is already running; stop it (aclose, or leave its "
-                "`async with` block) before starting it again"
-            )
-
-    def _rewind(self) -> None:
-        """Before a start: remember the objects' state at attach time (first start), or
-        go back to it (later starts), so the stored snapshot and log rebuild the objects
-        from where they began and no entry is applied to them twice.
-
-        :raises ~replobj.errors.NodeClosedError: if a restart cannot rewind (the objects'
-            initial state could not be pickled).
-        """
-        self.statemachine.freeze()
-        if self._pristine is None:
-            try:
-                self._pristine = self.statemachine.snapshot()
-            except errors.UnpicklableStateError as exc:
-                self._pristine = b""
-                logger.warning("%s: it cannot be restarted in place: %s", self.id, exc)
-        if self.statemachine.applied_index == 0:
-            return
-        if not self._pristine:
-            raise errors.NodeClosedError(
-                f"node {self.id!r} cannot be started again in this process: its objects' "
-                "state at attach time could not be pickled; create a new Node (and attach "
-                "new objects) instead"
-            )
-        self.statemachine.restore(self._pristine)
-        self.diverged.clear()
-        self._last_outcome = None
-        self._member_of = None
-
-    def _open_storage(self) -> Storage:
-        if self._storage is not None:
-            return self._storage
-        if self.data_dir is None:
-            return MemoryStorage()
-        try:
-            return open_storage(self.data_dir)
-        except errors.StorageError:
-            raise
-        except OSError as exc:  # a store that does not say it with a StorageError yet
-            raise errors.UnusableDataDirError(
-                f"data_dir {os.fspath(self.data_dir)!r} cannot be used ({exc}); give a "
-                "directory this process can create, read and write"
-            ) from exc
 
     def _restore(self, storage: Storage) -> RestoredState:
         restored = storage.load()

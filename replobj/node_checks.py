@@ -14,7 +14,7 @@ import os
 import re
 import ssl
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 from .errors import ConfigurationError, InvalidMemberError
 from .raft.types import MAX_NODE_ID_BYTES, NodeId
@@ -27,6 +27,7 @@ __all__ = [
     "check_address",
     "check_member",
     "check_node_id",
+    "check_node_parameters",
     "check_peers",
     "check_positive_int",
     "check_positive_number",
@@ -260,3 +261,35 @@ def check_transport(
             )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ConfigurationError(f"seed: got {type(seed).__name__} {seed!r}; expected an int")
+
+
+def check_node_parameters(given: Mapping[str, Any]) -> dict[NodeId, str]:
+    """Check the parameters of ``Node(...)`` (``given`` maps their names to their values)
+    and return ``peers`` as a dict.
+
+    :raises ~replobj.errors.ConfigurationError: naming the first invalid parameter.
+    """
+    node_id = check_node_id(given["node_id"], parameter="node_id")
+    check_address(given["listen"], parameter="listen")
+    peers = check_peers(given["peers"], node_id=node_id, listen=given["listen"], join=given["join"])
+    data_dir = given["data_dir"]
+    check_data_dir(data_dir)
+    if given["storage"] is not None and data_dir is not None:
+        raise ConfigurationError(
+            "storage: pass either storage= (a ready store) or data_dir= (a RocksDB "
+            f"directory), not both (got data_dir={os.fspath(data_dir)!r})"
+        )
+    check_timing(
+        election_timeout=given["election_timeout"],
+        heartbeat_interval=given["heartbeat_interval"],
+        call_timeout=given["call_timeout"],
+    )
+    check_positive_int(given["snapshot_entries"], parameter="snapshot_entries")
+    check_positive_int(given["snapshot_bytes"], parameter="snapshot_bytes")
+    check_transport(
+        given["transport"],
+        tls_server=given["tls_server"],
+        tls_client=given["tls_client"],
+        seed=given["seed"],
+    )
+    return peers
