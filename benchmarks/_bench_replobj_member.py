@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -105,6 +106,7 @@ def main() -> None:
         listen=peers[args.id],
         peers=peers,
         data_dir=args.data_dir,
+        secret=os.environ.get("REPLOBJ_SECRET"),
         election_timeout=args.election_timeout,
         heartbeat_interval=args.heartbeat,
     )

@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import queue
+import secrets
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from _bench_common import LoadFigures, free_port
+
+CLUSTER_SECRET = secrets.token_urlsafe(32)
+"""A random secret shared by this run's replobj members (through ``REPLOBJ_SECRET``)."""
 
 HERE = Path(__file__).resolve().parent
 MEMBER_SCRIPTS = {
@@ -69,6 +73,7 @@ class Member:
             stderr=self._log,
             text=True,
             cwd=HERE.parent,
+            env={**os.environ, "REPLOBJ_SECRET": CLUSTER_SECRET},
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()

@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import hmac
 import logging
+import os
 import socket
 import statistics
 import struct
@@ -34,13 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import anyio.lowlevel
 
+import replobj
 from replobj.raft.messages import AppendEntries, AppendEntriesReply
 from replobj.raft.types import Entry, EntryKind
 from replobj.transport.codec import decode_frame, encode_frame
 from replobj.transport.tcp import TcpTransport
 from replobj.transport.udp import UdpTransport
 
-SECRET = b"benchmark secret"
+SECRET = os.environ.setdefault("REPLOBJ_BENCH_SECRET", replobj.new_secret()).encode()
+"""A random secret per run; the echo child inherits it through the environment."""
 HOST = "127.0.0.1"
 MODES = ("bare-echo", "tcp-coalesce", "tcp-per-write", "udp")
 _REPLY = struct.Struct(">QB?QQQQq")

@@ -8,7 +8,8 @@ and keeps counting. It exits 0 if everything held.
 
 In your own program the member side is just::
 
-    node = replobj.Node("a", listen="127.0.0.1:7001", peers=PEERS, data_dir="data/a")
+    node = replobj.Node("a", listen="127.0.0.1:7001", peers=PEERS, data_dir="data/a",
+                        secret=os.environ["REPLOBJ_SECRET"])  # the same on every member
     counter = node.attach("counter", Counter())
     async with node:
         await counter.incr(5)

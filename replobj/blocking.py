@@ -44,7 +44,12 @@ class BlockingNode:
 
         :raises ~replobj.errors.StorageError: if the data directory cannot be used.
         :raises ~replobj.errors.TransportError: if the listen address cannot be bound.
+        :raises ~replobj.errors.NodeClosedError: if it is running already.
         """
+        if self._portal is not None:  # before replacing the portal, which would stop it
+            raise errors.NodeClosedError(
+                f"node {self.node.id!r} is already running; close() it before starting it again"
+            )
         self._portal_cm = start_blocking_portal(self._backend)
         self._portal = self._portal_cm.__enter__()
         try:

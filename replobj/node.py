@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -24,6 +25,7 @@ import anyio
 import anyio.abc
 
 from . import errors
+from . import node_checks as checks
 from .command import (
     PACKED_TAG,
     Command,
@@ -36,6 +38,7 @@ from .command import (
 )
 from .directory import DIRECTORY_NAME, ClusterDirectory
 from .node_cluster import ClusterOperations, parse_address
+from .node_lifecycle import Lifecycle, open_store
 from .node_status import NodeStatus, PeerLag
 from .proxy import ObjectProxy
 from .raft.node import RaftNode
@@ -43,10 +46,9 @@ from .raft.options import RaftOptions, RestoredState
 from .raft.types import ClusterConfig, Entry, NodeId, SnapshotMeta
 from .replicated import spec_of
 from .runtime import RaftRuntime, RuntimeOptions
+from .secret import check_secret
 from .statemachine import ApplyOutcome, StateMachine
-from .storage.memory import MemoryStorage
 from .storage.protocol import Storage
-from .storage.registry import open_storage
 from .transport.base import Transport
 from .transport.tcp import TcpTransport
 from .transport.udp import UdpTransport
@@ -73,8 +75,9 @@ class Node(ClusterOperations):
         new cluster; on restart the stored membership wins (a mismatch is logged).
     :param data_dir: where the RocksDB store lives; ``None`` keeps everything in memory
         (nothing survives a restart).
-    :param secret: the cluster secret (same on every node); required unless every
-        address is loopback.
+    :param secret: the cluster secret, the same on every member: at least 16 bytes
+        (:func:`replobj.new_secret` makes one). Required: commands carry pickles, so a
+        node anyone can connect to runs anyone's code.
     :param join: start as a node to be added to a running cluster (do not bootstrap);
         ``peers`` may be omitted: the members' addresses arrive with the log, and the
         TCP transport learns the leader's address when it connects.
@@ -93,6 +96,12 @@ class Node(ClusterOperations):
     :param wrap_transport: called with the transport before it starts; what it returns is
         used instead (tests wrap it in :class:`~replobj.transport.FaultyTransport` to cut or
         slow this node's links at run time).
+    :param tls_server: an :class:`ssl.SSLContext` for accepting members' connections
+        (TCP only); members then talk TLS, the secret still authenticates them.
+    :param tls_client: an :class:`ssl.SSLContext` for connecting to members (TCP only).
+    :raises ~replobj.errors.WeakSecretError: if ``secret`` is missing or too short.
+    :raises ~replobj.errors.ConfigurationError: if another parameter is invalid (the
+        message names it).
     """
 
     def __init__(
@@ -113,18 +122,17 @@ class Node(ClusterOperations):
         call_timeout: float = 10.0,
         seed: int | None = None,
         wrap_transport: Callable[[Transport], Transport] | None = None,
+        tls_server: ssl.SSLContext | None = None,
+        tls_client: ssl.SSLContext | None = None,
     ) -> None:
         self.id = node_id
         self.listen = listen
-        self.peers = dict(peers or {})
-        if not join and not self.peers:
-            self.peers = {node_id: listen}
+        self.secret = check_secret(secret, parameter="secret")
+        self.peers = checks.check_node_parameters(locals())
         self.data_dir = data_dir
-        self.secret = secret.encode() if isinstance(secret, str) else secret
         self.join = join
-        if transport not in ("tcp", "udp"):
-            raise ValueError(f"transport must be 'tcp' or 'udp', got {transport!r}")
         self.transport_kind = transport
+        self._tls = (tls_server, tls_client)
         self.call_timeout = call_timeout
         self._storage = storage
         self._options = RuntimeOptions(
@@ -152,6 +160,7 @@ class Node(ClusterOperations):
         self._last_outcome: ApplyOutcome | None = None
         self._restarted = False
         self._member_of: ClusterConfig | None = None
+        self._life = Lifecycle(self.id)
         self.diverged: dict[str, errors.ClassMismatchError] = {}
         """Objects whose replica here missed a command because of a class mismatch."""
 
@@ -171,6 +180,7 @@ class Node(ClusterOperations):
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> Node:
+        self._life.refuse_if_running()
         self._outer = anyio.create_task_group()
         await self._outer.__aenter__()
         try:
@@ -209,11 +219,19 @@ class Node(ClusterOperations):
 
         :raises ~replobj.errors.StorageError: if the data directory cannot be used.
         :raises ~replobj.errors.TransportError: if the listen address cannot be bound.
+        :raises ~replobj.errors.NodeClosedError: if the node is running already.
         """
-        self.statemachine.freeze()
-        storage = self._open_storage()
+        if self._life.begin(self.statemachine):  # restarted: forget what the last run learned
+            self.diverged.clear()
+            self._last_outcome = self._member_of = None
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
+        try:
+            storage = open_store(self.data_dir, self._storage)
+        except BaseException:
+            self._life.running = False
+            self._stopped.set()
+            raise
         failed = False
         try:
             restored = self._restore(storage)
@@ -267,6 +285,7 @@ class Node(ClusterOperations):
                 if not failed:
                     raise
                 logger.warning("%s: closing its failed storage: %s", self.id, exc)
+            self._life.running = False
             self._stopped.set()
             logger.info("%s stopped", self.id)
 
@@ -280,13 +299,6 @@ class Node(ClusterOperations):
             return
         self._stop.set()
         await self._stopped.wait()
-
-    def _open_storage(self) -> Storage:
-        if self._storage is not None:
-            return self._storage
-        if self.data_dir is None:
-            return MemoryStorage()
-        return open_storage(self.data_dir)
 
     def _restore(self, storage: Storage) -> RestoredState:
         restored = storage.load()
@@ -314,12 +326,20 @@ class Node(ClusterOperations):
 
     def _make_transport(self) -> Transport:
         listen = parse_address(self.listen)
-        peers = {n: parse_address(a) for n, a in self._addresses().items() if n != self.id}
+        peers = {n: a for n, a in self._addresses().items() if n != self.id}
         transport: Transport
         if self.transport_kind == "udp":
             transport = UdpTransport(self.id, listen, peers, secret=self.secret)
         else:
-            transport = TcpTransport(self.id, listen, peers, secret=self.secret)
+            server_ssl, client_ssl = self._tls
+            transport = TcpTransport(
+                self.id,
+                listen,
+                peers,
+                secret=self.secret,
+                server_ssl=server_ssl,
+                client_ssl=client_ssl,
+            )
         return transport if self._wrap_transport is None else self._wrap_transport(transport)
 
     def _raft_options(self, max_message_bytes: int) -> RaftOptions:

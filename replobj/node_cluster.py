@@ -18,8 +18,9 @@ import anyio.abc
 from . import errors
 from .directory import DIRECTORY_NAME, ClusterDirectory
 from .node_calls import NodeCalls
+from .node_checks import check_address, check_member, split_address
 from .node_status import NodeStatus, PeerLag
-from .raft.types import NodeId, ProposalId, Refusal, RefusalReason, Role
+from .raft.types import ClusterConfig, NodeId, ProposalId, Refusal, RefusalReason, Role
 from .replicated import spec_of
 from .runtime import RaftRuntime
 from .statemachine import StateMachine
@@ -31,12 +32,10 @@ logger = logging.getLogger("replobj")
 def parse_address(address: str) -> Address:
     """``"host:port"`` → ``(host, port)``; IPv6 hosts in brackets (``"[::1]:7001"``).
 
-    :raises ValueError: if the address has no valid port.
+    :raises ~replobj.errors.ConfigurationError: (a ``ValueError``) if the host is neither
+        an IP address nor a DNS name, or the port is not 1-65535.
     """
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ValueError(f"expected 'host:port', got {address!r}")
-    return host.strip("[]"), int(port)
+    return check_address(address, parameter="address")
 
 
 class ClusterOperations(NodeCalls):
@@ -57,9 +56,10 @@ class ClusterOperations(NodeCalls):
             peer: PeerLag(p.match_index, status.last_index - p.match_index, p.state)
             for peer, p in status.peers.items()
         }
+        removed = self._removed(status.config)
         return NodeStatus(
             id=self.id,
-            role=status.role.value,
+            role="removed" if removed else status.role.value,
             term=status.term,
             leader=status.leader,
             voters=tuple(sorted(status.config.voters)),
@@ -70,7 +70,19 @@ class ClusterOperations(NodeCalls):
             snapshot_index=status.snapshot_index,
             peers=peers,
             snapshot_error=self.runtime.snapshot_error,
+            removed=removed,
         )
+
+    def _removed(self, config: ClusterConfig) -> bool:
+        """Whether this node was asked to leave and is out of the (new) configuration.
+
+        A removed node may never receive the final configuration (the leader stops
+        sending to it once it is out), so being outside the new half of a joint
+        configuration counts; the directory's request tells it from a joiner that has
+        not been added yet.
+        """
+        leaving = self.id in self.directory.removed
+        return leaving and bool(config.members) and self.id not in config.voters | config.learners
 
     @property
     def is_leader(self) -> bool:
@@ -130,12 +142,15 @@ class ClusterOperations(NodeCalls):
         without slowing writes; this returns once it is a learner. Calling again with
         ``voter=True`` promotes it.
 
+        :raises ~replobj.errors.InvalidMemberError: if ``node_id`` is not a non-empty str
+            of at most 255 UTF-8 bytes, or ``address`` is not ``"host:port"`` with an IP
+            address or DNS name and a port 1-65535 (nothing is proposed then).
         :raises ~replobj.errors.InvalidConfigChangeError: if ``voter=False`` names a voter
             (remove it first, then add it back as a non-voting member).
         :raises ~replobj.errors.CallTimeoutError: if it did not become a voter (or learner)
             in time (it stays scheduled: it is promoted as soon as it catches up).
         """
-        parse_address(address)
+        check_member(node_id, address)
         if not voter and node_id in self.runtime.raft.config.voters:
             raise errors.InvalidConfigChangeError(
                 Refusal(
@@ -158,7 +173,11 @@ class ClusterOperations(NodeCalls):
             )
 
     async def remove_member(self, node_id: NodeId, *, timeout: float | None = None) -> None:
-        """Remove ``node_id`` (any member, the leader included); returns once it is out."""
+        """Remove ``node_id`` (any member, the leader included); returns once it is out.
+
+        :raises ~replobj.errors.InvalidMemberError: if ``node_id`` cannot name a member.
+        """
+        check_member(node_id)
         await self._directory_call("remove_member", (node_id,), timeout)
         await self._wait_config(
             lambda c: node_id not in c.members and not c.is_joint, timeout, f"{node_id!r} to leave"
@@ -186,8 +205,11 @@ class ClusterOperations(NodeCalls):
         meta = self.runtime.take_snapshot()
         return meta.last_index if meta else self.runtime.raft.snapshot.last_index
 
-    def _addresses(self) -> dict[NodeId, str]:
-        return {**self.peers, **self.directory.addresses}
+    def _addresses(self) -> dict[NodeId, Address]:
+        """Every known member's address; one the directory refused is never in it."""
+        known = {**self.peers, **self.directory.addresses}
+        split = {n: split_address(a) for n, a in known.items()}
+        return {n: a for n, a in split.items() if not isinstance(a, str)}
 
     async def _directory_call(
         self, method: str, args: tuple[Any, ...], timeout: float | None
@@ -211,16 +233,14 @@ class ClusterOperations(NodeCalls):
     async def _reconcile_loop(self) -> None:
         """Keep the transport's address book and (on the leader) the Raft config in line
         with the replicated directory."""
-        known: dict[NodeId, str] = {}
+        known: dict[NodeId, Address] = {}
         while True:
             await anyio.sleep(self._options.heartbeat_interval)
             runtime = self.runtime
             addresses = self._addresses()
             if addresses != known and self._transport is not None:
                 known = addresses
-                self._transport.update_peers(
-                    {n: parse_address(a) for n, a in addresses.items() if n != self.id}
-                )
+                self._transport.update_peers({n: a for n, a in addresses.items() if n != self.id})
             if runtime.raft.role is Role.LEADER:
                 self._register_addresses(runtime)
                 self._reconcile_membership(runtime)

@@ -18,7 +18,11 @@ class PeerLag:
 
 @dataclass(frozen=True, slots=True)
 class NodeStatus:
-    """What :meth:`Node.status` reports."""
+    """What :meth:`Node.status` reports.
+
+    ``role`` is ``"leader"``, ``"follower"``, ``"candidate"``, ``"learner"`` or, once this
+    node was removed from the cluster, ``"removed"`` (and ``removed`` is ``True``).
+    """
 
     id: NodeId
     role: str
@@ -34,3 +38,6 @@ class NodeStatus:
     snapshot_error: str | None = None
     """Why the last snapshot failed (e.g. an object's state cannot be pickled), or ``None``;
     the node keeps its log and serves on, and tries again after ``snapshot_entries`` more."""
+    removed: bool = False
+    """Whether this node was removed from the cluster (it no longer receives the log; stop
+    it, or add it back from a member)."""

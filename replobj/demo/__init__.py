@@ -15,7 +15,6 @@ integration tests are built on them and :func:`run_scenario`.
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from typing import Any
 import anyio
 
 from ..replicated import query, replicated
+from ..secret import new_secret
 from .cluster import ProcessCluster
 from .member import serve_member
 from .process import MemberError, status_table
@@ -174,7 +174,7 @@ async def _run_scenario(
     scenario: Scenario, workdir: Path, program: Sequence[str], backend: str
 ) -> None:
     started = time.monotonic()
-    secret = secrets.token_hex(16)
+    secret = new_secret()
     async with ProcessCluster(workdir, program, backend=backend, secret=secret) as cluster:
         try:
             await scenario(cluster)

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from ..secret import new_secret
 from .process import (
     MemberError,
     MemberExitedError,
@@ -40,7 +41,8 @@ class ProcessCluster:
     :param election_timeout: the members' election timeout in seconds.
     :param heartbeat: the members' heartbeat interval in seconds.
     :param call_timeout: the members' default call timeout in seconds.
-    :param secret: the cluster secret (passed through the environment).
+    :param secret: the cluster secret (passed through the environment); a random one
+        (:func:`replobj.new_secret`) when ``None``.
     :param log_level: the members' logging level (their logs go to ``<id>.log``).
     :param start_timeout: seconds a member may take to start serving.
     :param member_args: more arguments for every member (e.g. ``["--net-faults", "7"]``).
@@ -65,7 +67,7 @@ class ProcessCluster:
     ) -> None:
         self.workdir = workdir
         self.program = list(program)
-        self.secret = secret
+        self.secret = secret or new_secret()
         self.start_timeout = start_timeout
         self.call_timeout = call_timeout
         self._extra = [

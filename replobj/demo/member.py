@@ -41,6 +41,7 @@ import anyio
 import anyio.from_thread
 
 from ..node import Node
+from ..secret import check_secret
 from ..transport import FaultyTransport, Transport
 
 __all__ = ["ObjectFactories", "parse_peers", "serve_member", "to_json"]
@@ -117,7 +118,7 @@ def serve_member(objects: ObjectFactories, argv: list[str] | None = None) -> int
         listen=args.listen,
         peers=parse_peers(args.peers),
         data_dir=args.data_dir,
-        secret=os.environ.get(SECRET_ENV) or None,
+        secret=check_secret(os.environ.get(SECRET_ENV), parameter=f"${SECRET_ENV}"),
         join=args.join,
         election_timeout=args.election_timeout,
         heartbeat_interval=args.heartbeat,

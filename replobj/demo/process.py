@@ -250,14 +250,13 @@ class MemberProcess:
 
 
 async def start_process(
-    spec: MemberSpec, program: Sequence[str], secret: str | None, extra: Sequence[str]
+    spec: MemberSpec, program: Sequence[str], secret: str, extra: Sequence[str]
 ) -> MemberProcess:
     """Start the member's process (not yet ready: run ``read_replies`` then ``wait_ready``)."""
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)
     log = spec.log_path.open("ab")
     env = dict(os.environ)
-    if secret:
-        env[SECRET_ENV] = secret
+    env[SECRET_ENV] = secret
     process = await anyio.open_process(
         [*program, *spec.argv(), *extra],
         stdin=subprocess.PIPE,

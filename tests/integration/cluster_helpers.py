@@ -12,6 +12,9 @@ import anyio.abc
 
 import replobj
 
+SECRET = replobj.new_secret()
+"""A random cluster secret for this module's nodes."""
+
 
 def free_port() -> int:
     """A TCP port that was free on 127.0.0.1 a moment ago."""
@@ -64,6 +67,7 @@ class Cluster:
         """A Node for ``node_id`` with fast timeouts and a RocksDB dir under the root."""
         node = replobj.Node(
             node_id,
+            secret=SECRET,
             listen=self.addresses[node_id],
             peers=None if join else dict(self.addresses),
             data_dir=self.root / node_id,

@@ -12,6 +12,9 @@ from cluster_helpers import Register, free_port
 import replobj
 from replobj import errors
 
+SECRET = replobj.new_secret()
+"""A random cluster secret for this module's nodes."""
+
 
 def test_blocking_nodes_return_values_directly(tmp_path: Path) -> None:
     addresses = {f"b{i}": f"127.0.0.1:{free_port()}" for i in range(3)}
@@ -19,6 +22,7 @@ def test_blocking_nodes_return_values_directly(tmp_path: Path) -> None:
     nodes = [
         replobj.BlockingNode(
             node_id,
+            secret=SECRET,
             listen=address,
             peers=addresses,
             data_dir=tmp_path / node_id,
@@ -59,6 +63,7 @@ async def test_udp_cluster_replicates_and_refuses_oversized_commands(tmp_path: P
     nodes = [
         replobj.Node(
             node_id,
+            secret=SECRET,
             listen=address,
             peers=addresses,
             transport="udp",
@@ -95,6 +100,7 @@ async def test_udp_member_restarted_with_old_peers_catches_up_with_a_newer_leade
     def node(node_id: str, listen: str, peers: dict[str, str], join: bool = False) -> replobj.Node:
         return replobj.Node(
             node_id,
+            secret=SECRET,
             listen=listen,
             peers=peers,
             join=join,

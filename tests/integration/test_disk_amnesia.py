@@ -32,6 +32,10 @@ from replobj.transport import FaultyTransport, Transport
 NODES = ("a", "b", "c")
 
 
+SECRET = replobj.new_secret()
+"""A random cluster secret for this module's nodes."""
+
+
 class CuttableCluster:
     """Three nodes on RocksDB directories, each transport wrapped to cut links at will."""
 
@@ -61,6 +65,7 @@ class CuttableCluster:
 
         node = replobj.Node(
             node_id,
+            secret=SECRET,
             listen=self.addresses[node_id],
             peers=dict(self.addresses),
             data_dir=self.root / node_id,

@@ -33,6 +33,9 @@ from replobj.demo import ProcessCluster
 from replobj.storage import MemoryStorage, WriteBatch
 from replobj.testing.nemesis.power import PowerRig
 
+SECRET = replobj.new_secret()
+"""A random cluster secret for this module's nodes."""
+
 
 async def _wait_exited(cluster: ProcessCluster, node: str, timeout: float) -> int:
     member = cluster.members[node]
@@ -175,6 +178,7 @@ def _leaves(error: BaseException) -> list[BaseException]:
 def _solo(storage: MemoryStorage) -> tuple[replobj.Node, Any]:
     node = replobj.Node(
         "solo",
+        secret=SECRET,
         listen=f"127.0.0.1:{free_port()}",
         storage=storage,
         election_timeout=0.2,

@@ -15,6 +15,10 @@ from replobj.waiting import Flag
 pytestmark = pytest.mark.anyio
 
 
+SECRET = replobj.new_secret()
+"""A random cluster secret for this module's nodes."""
+
+
 async def test_a_flag_wakes_every_waiter_once_set_and_survives_cancelled_waiters() -> None:
     flag = Flag()
     woken: list[int] = []
@@ -57,7 +61,9 @@ async def test_a_waiter_cancelled_before_the_flag_is_set_is_not_woken() -> None:
 
 
 async def test_finished_calls_are_not_kept_until_their_deadline() -> None:
-    node = replobj.Node("n0", listen=f"127.0.0.1:{free_port()}", election_timeout=0.4)
+    node = replobj.Node(
+        "n0", secret=SECRET, listen=f"127.0.0.1:{free_port()}", election_timeout=0.4
+    )
     register = node.attach("reg", Register())
     async with anyio.create_task_group() as tasks:
         await tasks.start(node.serve)

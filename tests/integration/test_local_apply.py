@@ -21,6 +21,10 @@ from replobj.command import Command
 pytestmark = pytest.mark.anyio
 
 
+SECRET = replobj.new_secret()
+"""A random cluster secret for this module's nodes."""
+
+
 @replobj.replicated
 class Shelf:
     """Keeps whatever it is given, as given."""
@@ -45,6 +49,7 @@ def _cluster(root: Path, size: int) -> tuple[dict[str, replobj.Node], dict[str, 
     nodes = {
         node_id: replobj.Node(
             node_id,
+            secret=SECRET,
             listen=address,
             peers=addresses,
             data_dir=root / node_id,
@@ -124,7 +129,7 @@ async def test_only_commands_with_immutable_arguments_skip_decoding(
 
 
 def test_the_kwargs_a_caller_passes_are_copied_into_the_command() -> None:
-    node = replobj.Node("n0", listen=f"127.0.0.1:{free_port()}")
+    node = replobj.Node("n0", secret=SECRET, listen=f"127.0.0.1:{free_port()}")
     node.attach("shelf", Shelf())
     kwargs: dict[str, Any] = {"key": "k", "value": 1}
     cmd, _ = node.new_command("shelf", "tests.Shelf", "put", (), kwargs)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from cluster_helpers import Cluster
+from cluster_helpers import SECRET, Cluster
 
 import replobj
 from replobj import errors
@@ -126,8 +126,9 @@ async def test_members_join_and_leave_while_serving(tmp_path: Path) -> None:
         await cluster.proxies["n3"].add("from-n3")
         await cluster.nodes["n3"].remove_member(leader)
         removed = cluster.nodes[leader]
-        await cluster.wait_until(lambda: removed.status().role == "follower")
+        await cluster.wait_until(lambda: removed.status().role == "removed")
         assert leader not in removed.status().voters
+        assert removed.status().removed
         with pytest.raises(errors.NodeRemovedError):
             await cluster.proxies[leader].add("from a removed node")
         await cluster.stop(leader)
@@ -194,6 +195,7 @@ async def test_a_different_class_under_the_same_name_is_detected(
         await cluster.start("n1")
         odd = replobj.Node(
             "n2",
+            secret=SECRET,
             listen=cluster.addresses["n2"],
             peers=dict(cluster.addresses),
             election_timeout=0.4,
@@ -234,14 +236,16 @@ async def test_attaching_after_start_is_refused_and_the_node_keeps_serving() -> 
     from cluster_helpers import Register, free_port
 
     address = f"127.0.0.1:{free_port()}"
-    node = replobj.Node("solo", listen=address, election_timeout=0.3, heartbeat_interval=0.05)
+    node = replobj.Node(
+        "solo", secret=SECRET, listen=address, election_timeout=0.3, heartbeat_interval=0.05
+    )
     proxy = node.attach("reg", Register())
     async with node:
         await node.wait_for_leader(10)
         with pytest.raises(errors.AttachAfterStartError, match="before"):
             node.attach("late", Register())
         with pytest.raises(errors.NotReplicatedError):
-            replobj.Node("x", listen=address).attach("plain", object())
+            replobj.Node("x", secret=SECRET, listen=address).attach("plain", object())
         assert await proxy.add("ok") == 1
         assert node.status().voters == ("solo",)
 
@@ -298,7 +302,11 @@ async def test_a_call_that_expired_before_it_was_sent_is_never_sent() -> None:
     from cluster_helpers import Register, free_port
 
     node = replobj.Node(
-        "solo", listen=f"127.0.0.1:{free_port()}", election_timeout=0.3, heartbeat_interval=0.05
+        "solo",
+        secret=SECRET,
+        listen=f"127.0.0.1:{free_port()}",
+        election_timeout=0.3,
+        heartbeat_interval=0.05,
     )
     proxy = node.attach("reg", Register())
     async with node:

@@ -24,6 +24,10 @@ from replobj.statemachine import ApplyOutcome
 pytestmark = pytest.mark.anyio
 
 
+SECRET = replobj.new_secret()
+"""A random cluster secret for this module's nodes."""
+
+
 @replobj.replicated
 class Ledger:
     """Records every call with where it was applied from."""
@@ -51,6 +55,7 @@ def _nodes(root: Path, size: int, transport: str = "tcp") -> tuple[dict[str, rep
     nodes = {
         node_id: replobj.Node(
             node_id,
+            secret=SECRET,
             listen=address,
             peers=addresses,
             data_dir=root / node_id,

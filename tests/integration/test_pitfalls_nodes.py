@@ -20,7 +20,7 @@ from replobj.runtime import RuntimeOptions
 from replobj.transport import udp
 from replobj.transport.codec import encode_frame
 
-SECRET = b"pitfalls test secret, 32 bytes.."
+SECRET = replobj.new_secret().encode()
 PACKAGE = Path(replobj.__file__).parent
 UNPICKLERS = frozenset({"pickle", "cloudpickle", "dill", "marshal", "shelve", "_pickle"})
 
@@ -104,7 +104,9 @@ async def test_pitfall_27_a_node_whose_port_is_taken_fails_at_once_naming_it(
         holder.listen()
         address = f"127.0.0.1:{holder.getsockname()[1]}"
         print(f"occupied address {address}, data under {tmp_path}, backend {anyio_backend}")
-        node = replobj.Node("n0", listen=address, peers={"n0": address}, data_dir=tmp_path / "n0")
+        node = replobj.Node(
+            "n0", secret=SECRET, listen=address, peers={"n0": address}, data_dir=tmp_path / "n0"
+        )
         node.attach("table", Table())
         with anyio.fail_after(5), pytest.raises(ExceptionGroup) as raised:
             async with anyio.create_task_group() as tasks:

@@ -19,9 +19,14 @@ import replobj
 pytestmark = pytest.mark.anyio
 
 
+SECRET = replobj.new_secret()
+"""A random cluster secret for this module's nodes."""
+
+
 def _node(path: Path, address: str) -> tuple[replobj.Node, object]:
     node = replobj.Node(
         "solo",
+        secret=SECRET,
         listen=address,
         data_dir=path,
         snapshot_entries=1_000_000,

@@ -12,6 +12,9 @@ from cluster_helpers import free_port
 import replobj
 from replobj.errors import UnpicklableStateError
 
+SECRET = replobj.new_secret()
+"""A random cluster secret for this module's nodes."""
+
 
 @replobj.replicated
 class Holder:
@@ -44,6 +47,7 @@ async def test_an_unpicklable_state_skips_snapshots_and_the_node_keeps_serving(
     print(f"node on {address} ({anyio_backend}), data under {tmp_path}")
     node = replobj.Node(
         "n0",
+        secret=SECRET,
         listen=address,
         peers={"n0": address},
         data_dir=tmp_path / "n0",

@@ -15,6 +15,9 @@ import replobj
 from replobj import errors
 from replobj.testing import HistoryRecorder, KeyValueModel, check_history
 
+SECRET = replobj.new_secret()
+"""A random cluster secret for this module's nodes."""
+
 
 @replobj.replicated
 class KV:
@@ -71,6 +74,7 @@ async def test_history_of_a_three_node_cluster_is_linearizable(tmp_path: Path) -
     nodes = {
         node_id: replobj.Node(
             node_id,
+            secret=SECRET,
             listen=address,
             peers=addresses,
             data_dir=tmp_path / node_id,

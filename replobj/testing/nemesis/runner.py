@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 
 from ...demo import STORE, MemberError, ProcessCluster
+from ...secret import new_secret
 from ..checker import check_history
 from ..history import Operation
 from ..models import KeyValueModel
@@ -72,6 +73,7 @@ async def _run(
         heartbeat=config.election_timeout / 8,
         member_args=["--net-faults", str(config.seed), "--transport", config.transport],
         before_spawn=None if power is None else power.before_spawn,
+        secret=new_secret(),
     )
     async with cluster:
         await cluster.start([f"n{number}" for number in range(1, config.nodes + 1)])
