@@ -13,6 +13,7 @@ reads) and :mod:`replobj.node_cluster` (status, leadership, membership, snapshot
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import time
@@ -35,6 +36,7 @@ from .command import (
     unpack_commands,
 )
 from .directory import DIRECTORY_NAME, ClusterDirectory
+from .identity import IdentityKeeper
 from .node_cluster import ClusterOperations, parse_address
 from .node_status import NodeStatus, PeerLag
 from .proxy import ObjectProxy
@@ -93,6 +95,10 @@ class Node(ClusterOperations):
     :param wrap_transport: called with the transport before it starts; what it returns is
         used instead (tests wrap it in :class:`~replobj.transport.FaultyTransport` to cut or
         slow this node's links at run time).
+    :param cluster_id: the cluster id this node must belong to (``None``: whichever its
+        data directory is stamped with, or the one its cluster fixes). Founders started
+        with it fix it as the cluster's id; a directory stamped for another cluster is
+        refused with :class:`~replobj.errors.ForeignDataDirError`.
     """
 
     def __init__(
@@ -113,7 +119,15 @@ class Node(ClusterOperations):
         call_timeout: float = 10.0,
         seed: int | None = None,
         wrap_transport: Callable[[Transport], Transport] | None = None,
+        cluster_id: str | None = None,
     ) -> None:
+        if cluster_id is not None and (not isinstance(cluster_id, str) or not cluster_id):
+            raise errors.ConfigurationError(
+                f"cluster_id must be a non-empty str (the id another member's status() "
+                f"shows) or None, got {cluster_id!r}"
+            )
+        self._pinned_cluster_id = cluster_id or ""
+        self._identity: IdentityKeeper | None = None
         self.id = node_id
         self.listen = listen
         self.peers = dict(peers or {})
@@ -216,7 +230,11 @@ class Node(ClusterOperations):
         self._stopped = anyio.Event()
         failed = False
         try:
+            where = str(self.data_dir) if self.data_dir is not None else "(not a directory)"
+            self._identity = IdentityKeeper(storage, self.id, where, self._pinned_cluster_id)
+            self._identity.check_at_start()
             restored = self._restore(storage)
+            self._identity.check_cluster(self.directory.cluster_id)
             transport = self._make_transport()
             raft = RaftNode(
                 self.id,
@@ -315,11 +333,12 @@ class Node(ClusterOperations):
     def _make_transport(self) -> Transport:
         listen = parse_address(self.listen)
         peers = {n: parse_address(a) for n, a in self._addresses().items() if n != self.id}
-        transport: Transport
-        if self.transport_kind == "udp":
-            transport = UdpTransport(self.id, listen, peers, secret=self.secret)
-        else:
-            transport = TcpTransport(self.id, listen, peers, secret=self.secret)
+        kind = UdpTransport if self.transport_kind == "udp" else TcpTransport
+        extra: dict[str, Any] = {}
+        # TODO(merge): pass cluster_id unconditionally once the transports accept it.
+        if "cluster_id" in inspect.signature(kind.__init__).parameters:
+            extra["cluster_id"] = lambda: self.cluster_id
+        transport: Transport = kind(self.id, listen, peers, secret=self.secret, **extra)
         return transport if self._wrap_transport is None else self._wrap_transport(transport)
 
     def _raft_options(self, max_message_bytes: int) -> RaftOptions:

@@ -34,3 +34,5 @@ class NodeStatus:
     snapshot_error: str | None = None
     """Why the last snapshot failed (e.g. an object's state cannot be pickled), or ``None``;
     the node keeps its log and serves on, and tries again after ``snapshot_entries`` more."""
+    cluster_id: str = ""
+    """The cluster's id (fixed by its first leader, replicated), ``""`` until known."""
