@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -225,3 +226,29 @@ async def test_another_clusters_directory_never_leaks_its_entries(
                 assert "more-x" not in values, (node_id, values)
                 assert y.nodes[node_id].cluster_id == y_id
         await y.close()
+
+
+@pytest.mark.anyio
+async def test_a_directory_moved_on_purpose_keeps_its_member_with_a_new_address(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    async with anyio.create_task_group() as tasks:
+        cluster = SmallCluster(tasks, tmp_path, "X")
+        await cluster.start_all()
+        await cluster.proxies["a"].add("before")
+        await cluster.wait_until(lambda: all(n.stamped_cluster_id for n in cluster.nodes.values()))
+        await cluster.nodes.pop("c").aclose()
+        moved = tmp_path / "new-machine" / "c"
+        shutil.copytree(tmp_path / "c", moved)
+        shutil.rmtree(tmp_path / "c")
+        cluster.addresses["c"] = new_address = f"127.0.0.1:{free_port()}"
+        print(f"c moved to {moved}, listening on {new_address}")
+        c = await cluster.start("c", data_dir=moved)
+        survivor = next(n for n in cluster.nodes.values() if n.id != "c")
+        await survivor.add_member("c", new_address)
+        await cluster.proxies["b"].add("after")
+        await cluster.wait_until(
+            lambda: c.statemachine.objects["reg"].values == ["before", "after"]
+        )
+        assert c.cluster_id == survivor.cluster_id
+        await cluster.close()
