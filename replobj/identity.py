@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 
+from .directory import DIRECTORY_NAME
 from .errors import ForeignDataDirError
 from .raft.types import NodeId
+from .statemachine import StateMachine
 from .storage.protocol import Storage, StoreIdentity
 
-__all__ = ["IdentityKeeper"]
+__all__ = ["IdentityCheckedSnapshots", "IdentityKeeper"]
 
 logger = logging.getLogger("replobj")
 
@@ -116,3 +118,36 @@ class IdentityKeeper:
         )
         logger.error("%s: %s", self._member_id, error)
         return error
+
+
+class IdentityCheckedSnapshots:
+    """The state machine as the runtime's snapshotter; a received snapshot of another
+    cluster fails the check before it replaces anything.
+
+    :param machine: the node's state machine.
+    :param keeper: the store's identity.
+    """
+
+    def __init__(self, machine: StateMachine, keeper: IdentityKeeper) -> None:
+        self._machine = machine
+        self._keeper = keeper
+
+    def snapshot(self) -> bytes:
+        """See :meth:`~replobj.statemachine.StateMachine.snapshot`."""
+        return self._machine.snapshot()
+
+    def restore(self, data: bytes) -> None:
+        """See :meth:`~replobj.statemachine.StateMachine.restore`."""
+        self._machine.restore(data)
+
+    def check_snapshot(self, data: bytes) -> object:
+        """See :meth:`~replobj.statemachine.StateMachine.check_snapshot`.
+
+        :raises ~replobj.errors.ForeignDataDirError: if the snapshot names another
+            cluster than this store's stamp (or the pinned one).
+        """
+        states = self._machine.check_snapshot(data)
+        directory = states.get(DIRECTORY_NAME)
+        if isinstance(directory, dict):
+            self._keeper.check_cluster(str(directory.get("cluster_id", "")))
+        return states

@@ -36,7 +36,7 @@ from .command import (
     unpack_commands,
 )
 from .directory import DIRECTORY_NAME, ClusterDirectory
-from .identity import IdentityKeeper
+from .identity import IdentityCheckedSnapshots, IdentityKeeper
 from .node_cluster import ClusterOperations, parse_address
 from .node_status import NodeStatus, PeerLag
 from .proxy import ObjectProxy
@@ -251,7 +251,7 @@ class Node(ClusterOperations):
                         storage,
                         transport,
                         self._apply,
-                        self.statemachine,
+                        IdentityCheckedSnapshots(self.statemachine, self._identity),
                         self._options,
                         seed=self._seed,
                         pack=pack_commands,

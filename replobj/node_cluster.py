@@ -264,7 +264,7 @@ class ClusterOperations(NodeCalls):
         self._tasks_group.start_soon(self._propose_cluster_id)
 
     async def _propose_cluster_id(self) -> None:
-        cluster_id = self._pinned_cluster_id or uuid.uuid4().hex
+        cluster_id = self._pinned_cluster_id or self.stamped_cluster_id or uuid.uuid4().hex
         try:
             await self._directory_call("set_cluster_id", (cluster_id,), None)
         except errors.ReplObjError as exc:

@@ -41,7 +41,7 @@ class Snapshotter(Protocol):
         """Replace the applied state with ``data`` (from :meth:`snapshot` on some replica)."""
         ...
 
-    def check_snapshot(self, data: bytes) -> None:
+    def check_snapshot(self, data: bytes) -> object:
         """Decode ``data`` into a fresh state, changing nothing; raise if it is unusable.
 
         :raises ~replobj.errors.ReplObjError: if ``data`` cannot be restored here.

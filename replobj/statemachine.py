@@ -319,13 +319,16 @@ class StateMachine:
         }
         return bytes([SNAPSHOT_TAG]) + pickle.dumps(doc, protocol=5)
 
-    def check_snapshot(self, data: bytes) -> None:
+    def check_snapshot(self, data: bytes) -> dict[str, Any]:
         """Decode ``data`` into fresh objects, as :meth:`restore` would, changing nothing
         (a received snapshot is checked so before it replaces the stored one).
 
+        :returns: each object's decoded state, by name.
         :raises ~replobj.errors.ReplicatedObjectError: as :meth:`restore` does.
         """
-        self._set_states(self._decode_snapshot(data)[3], check_state)
+        states = self._decode_snapshot(data)[3]
+        self._set_states(states, check_state)
+        return states
 
     def restore(self, data: bytes) -> None:
         """Replace the state with a :meth:`snapshot`; the attached instances stay the same.

@@ -6,9 +6,11 @@ import logging
 
 import pytest
 
+from replobj.directory import DIRECTORY_NAME, ClusterDirectory
 from replobj.errors import ForeignDataDirError
-from replobj.identity import IdentityKeeper
+from replobj.identity import IdentityCheckedSnapshots, IdentityKeeper
 from replobj.raft.types import Entry
+from replobj.statemachine import StateMachine
 from replobj.storage import StoreIdentity, WriteBatch
 from replobj.storage.memory import MemoryStorage
 
@@ -65,3 +67,27 @@ def test_a_log_naming_another_cluster_than_the_stamp_is_refused_and_logged(
         keeper.stamp("c2")
     assert storage.identity() == StoreIdentity("a", "c1")
     assert any("c1" in r.getMessage() and "c2" in r.getMessage() for r in caplog.records)
+
+
+def _machine_of_cluster(cluster_id: str) -> StateMachine:
+    machine = StateMachine()
+    directory = machine.attach(DIRECTORY_NAME, ClusterDirectory())
+    if cluster_id:
+        directory.set_cluster_id(cluster_id)
+    return machine
+
+
+def test_a_received_snapshot_of_another_cluster_fails_the_check() -> None:
+    storage = MemoryStorage()
+    storage.set_identity(StoreIdentity("a", "c1"))
+    keeper = IdentityKeeper(storage, "a", "/data/a")
+    keeper.check_at_start()
+    live = _machine_of_cluster("")
+    checked = IdentityCheckedSnapshots(live, keeper)
+    with pytest.raises(ForeignDataDirError, match=r"c1.*c2"):
+        checked.check_snapshot(_machine_of_cluster("c2").snapshot())
+    checked.check_snapshot(_machine_of_cluster("c1").snapshot())
+    checked.check_snapshot(_machine_of_cluster("").snapshot())
+    checked.restore(_machine_of_cluster("c1").snapshot())
+    assert live.objects[DIRECTORY_NAME].cluster_id == "c1"
+    assert checked.snapshot() == live.snapshot()
