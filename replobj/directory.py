@@ -1,6 +1,7 @@
 """The cluster directory: a replicated object every node attaches under ``__cluster__``.
 
-It holds the address of every member and the membership the operators asked for.
+It holds the cluster's id, the address of every member and the membership the operators
+asked for.
 Because it lives in the log like any other object, a request made on any node reaches
 the leader, survives leader changes and is part of snapshots; the leader's runtime
 then reconciles the Raft configuration toward it, one change at a time
@@ -37,18 +38,30 @@ class ClusterDirectory:
     """
 
     def __init__(self) -> None:
+        self.cluster_id = ""
         self.addresses: dict[str, str] = {}
         self.removed: set[str] = set()
         self.non_voters: set[str] = set()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Restore from a snapshot (one taken before ``non_voters`` existed has none)."""
+        """Restore from a snapshot (one taken before ``non_voters`` or ``cluster_id``
+        existed has none)."""
         self.__dict__.clear()
         self.__dict__.update(state)
         self.__dict__.setdefault("non_voters", set())
         for node_id, address in list(self.addresses.items()):
             if _refused(node_id, address, "in the snapshot") is not None:
                 del self.addresses[node_id]
+        self.__dict__.setdefault("cluster_id", "")
+
+    def set_cluster_id(self, cluster_id: str) -> None:
+        """Fix the cluster's id: the first one applied wins, later ones are ignored.
+
+        Founders bootstrap independently, so they agree on an id through the log: every
+        leader that finds none proposes one, and every replica keeps the first applied.
+        """
+        if not self.cluster_id:
+            self.cluster_id = str(cluster_id)
 
     def register(self, addresses: dict[str, str]) -> None:
         """Record addresses of current members that the directory does not know yet."""

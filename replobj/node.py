@@ -37,6 +37,7 @@ from .command import (
     unpack_commands,
 )
 from .directory import DIRECTORY_NAME, ClusterDirectory
+from .identity import IdentityCheckedSnapshots, IdentityKeeper
 from .node_cluster import ClusterOperations, parse_address
 from .node_lifecycle import Lifecycle, open_store
 from .node_status import NodeStatus, PeerLag
@@ -102,6 +103,10 @@ class Node(ClusterOperations):
     :raises ~replobj.errors.WeakSecretError: if ``secret`` is missing or too short.
     :raises ~replobj.errors.ConfigurationError: if another parameter is invalid (the
         message names it).
+    :param cluster_id: the cluster id this node must belong to (``None``: whichever its
+        data directory is stamped with, or the one its cluster fixes). Founders started
+        with it fix it as the cluster's id; a directory stamped for another cluster is
+        refused with :class:`~replobj.errors.ForeignDataDirError`.
     """
 
     def __init__(
@@ -124,7 +129,15 @@ class Node(ClusterOperations):
         wrap_transport: Callable[[Transport], Transport] | None = None,
         tls_server: ssl.SSLContext | None = None,
         tls_client: ssl.SSLContext | None = None,
+        cluster_id: str | None = None,
     ) -> None:
+        if cluster_id is not None and (not isinstance(cluster_id, str) or not cluster_id):
+            raise errors.ConfigurationError(
+                f"cluster_id must be a non-empty str (the id another member's status() "
+                f"shows) or None, got {cluster_id!r}"
+            )
+        self._pinned_cluster_id = cluster_id or ""
+        self._identity: IdentityKeeper | None = None
         self.id = node_id
         self.listen = listen
         self.secret = check_secret(secret, parameter="secret")
@@ -234,7 +247,11 @@ class Node(ClusterOperations):
             raise
         failed = False
         try:
+            where = str(self.data_dir) if self.data_dir is not None else "(not a directory)"
+            self._identity = IdentityKeeper(storage, self.id, where, self._pinned_cluster_id)
+            self._identity.check_at_start()
             restored = self._restore(storage)
+            self._identity.check_cluster(self.directory.cluster_id)
             transport = self._make_transport()
             raft = RaftNode(
                 self.id,
@@ -251,7 +268,7 @@ class Node(ClusterOperations):
                         storage,
                         transport,
                         self._apply,
-                        self.statemachine,
+                        IdentityCheckedSnapshots(self.statemachine, self._identity),
                         self._options,
                         seed=self._seed,
                         pack=pack_commands,
@@ -329,7 +346,9 @@ class Node(ClusterOperations):
         peers = {n: a for n, a in self._addresses().items() if n != self.id}
         transport: Transport
         if self.transport_kind == "udp":
-            transport = UdpTransport(self.id, listen, peers, secret=self.secret)
+            transport = UdpTransport(
+                self.id, listen, peers, secret=self.secret, cluster_id=lambda: self.cluster_id
+            )
         else:
             server_ssl, client_ssl = self._tls
             transport = TcpTransport(
@@ -339,6 +358,7 @@ class Node(ClusterOperations):
                 secret=self.secret,
                 server_ssl=server_ssl,
                 client_ssl=client_ssl,
+                cluster_id=lambda: self.cluster_id,
             )
         return transport if self._wrap_transport is None else self._wrap_transport(transport)
 

@@ -9,6 +9,7 @@ and on every node it keeps the transport's address book in line with the directo
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,7 @@ import anyio.abc
 
 from . import errors
 from .directory import DIRECTORY_NAME, ClusterDirectory
+from .identity import IdentityKeeper
 from .node_calls import NodeCalls
 from .node_checks import check_address, check_member, split_address
 from .node_status import NodeStatus, PeerLag
@@ -47,6 +49,22 @@ class ClusterOperations(NodeCalls):
     _transport: Transport | None
     _tasks_group: anyio.abc.TaskGroup | None
     _registering: bool
+    _identity: IdentityKeeper | None
+    _pinned_cluster_id: str
+    _naming = False
+
+    @property
+    def cluster_id(self) -> str:
+        """The cluster's id: fixed by its first leader and replicated; ``""`` until known
+        (on a restarted member, the one stamped on its directory until the log replays)."""
+        if self.directory.cluster_id:
+            return self.directory.cluster_id
+        return self._identity.cluster_id if self._identity is not None else ""
+
+    @property
+    def stamped_cluster_id(self) -> str:
+        """The cluster id durably stamped on this node's data directory, ``""`` until it is."""
+        return self._identity.cluster_id if self._identity is not None else ""
 
     def status(self) -> NodeStatus:
         """Role, term, leader, members, commit/applied indexes and, on the leader, peer lag."""
@@ -71,6 +89,7 @@ class ClusterOperations(NodeCalls):
             peers=peers,
             snapshot_error=self.runtime.snapshot_error,
             removed=removed,
+            cluster_id=self.cluster_id,
         )
 
     def _removed(self, config: ClusterConfig) -> bool:
@@ -241,9 +260,37 @@ class ClusterOperations(NodeCalls):
             if addresses != known and self._transport is not None:
                 known = addresses
                 self._transport.update_peers({n: a for n, a in addresses.items() if n != self.id})
+            await self._stamp_cluster_id()
             if runtime.raft.role is Role.LEADER:
+                self._name_cluster()
                 self._register_addresses(runtime)
                 self._reconcile_membership(runtime)
+
+    async def _stamp_cluster_id(self) -> None:
+        """Stamp the directory with the cluster id once the log has fixed it.
+
+        :raises ~replobj.errors.ForeignDataDirError: if the log names another cluster than
+            the one stamped (or pinned): the node stops.
+        """
+        keeper, cluster_id = self._identity, self.directory.cluster_id
+        if keeper is not None and keeper.needs_stamp(cluster_id):
+            await anyio.to_thread.run_sync(keeper.stamp, cluster_id)
+
+    def _name_cluster(self) -> None:
+        """Propose the cluster's id if the directory has none yet (the first applied wins)."""
+        if self.directory.cluster_id or self._naming or self._tasks_group is None:
+            return
+        self._naming = True
+        self._tasks_group.start_soon(self._propose_cluster_id)
+
+    async def _propose_cluster_id(self) -> None:
+        cluster_id = self._pinned_cluster_id or self.stamped_cluster_id or uuid.uuid4().hex
+        try:
+            await self._directory_call("set_cluster_id", (cluster_id,), None)
+        except errors.ReplObjError as exc:
+            logger.warning("%s: could not fix the cluster id yet: %s", self.id, exc)
+        finally:
+            self._naming = False
 
     def _register_addresses(self, runtime: RaftRuntime) -> None:
         """Put the addresses of members the directory lacks into the log (first leader)."""

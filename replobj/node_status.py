@@ -41,3 +41,5 @@ class NodeStatus:
     removed: bool = False
     """Whether this node was removed from the cluster (it no longer receives the log; stop
     it, or add it back from a member)."""
+    cluster_id: str = ""
+    """The cluster's id (fixed by its first leader, replicated), ``""`` until known."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 from typing import Any
 
@@ -9,7 +10,7 @@ import cloudpickle  # type: ignore[import-untyped]
 
 from .errors import UnpicklableStateError
 
-__all__ = ["dump_state", "set_state"]
+__all__ = ["check_state", "dump_state", "set_state"]
 
 
 def dump_state(name: str, obj: Any) -> bytes:
@@ -51,6 +52,28 @@ def set_state(obj: Any, state: Any) -> None:
             setattr(obj, slot, slots[slot])
         elif hasattr(obj, slot):
             delattr(obj, slot)
+
+
+def check_state(obj: Any, state: Any) -> None:
+    """Restore ``state`` into a fresh instance of ``obj``'s class, never into ``obj``.
+
+    A class with its own ``__setstate__`` is restored in place on a constructed instance,
+    so its fresh twin first gets deep copies of ``obj``'s attributes (those that can be
+    copied): its ``__setstate__`` then sees what it would see live, and cannot change
+    ``obj`` through shared attributes.
+
+    :raises Exception: whatever restoring raises (the state is not acceptable).
+    """
+    cls: Any = type(obj)
+    fresh = cls.__new__(cls)  # as pickle makes the instance it restores into
+    if getattr(cls, "__setstate__", None) is not None:
+        names = list(getattr(obj, "__dict__", {})) + _slot_names(cls)
+        for name in names:
+            try:
+                object.__setattr__(fresh, name, copy.deepcopy(getattr(obj, name)))
+            except Exception:  # not copyable (a lock, a socket): left unset
+                continue
+    set_state(fresh, state)
 
 
 def _slot_names(cls: type) -> list[str]:

@@ -140,6 +140,7 @@ class RaftRuntime(TicketDesk):
             finally:
                 self._executing = False
             self._snapshots.take_if_due()
+            self._snapshots.retry_if_due()
 
     async def _receive_loop(self) -> None:
         while True:

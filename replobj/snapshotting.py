@@ -2,8 +2,11 @@
 
 A snapshot is taken when the log since the last one passes
 :attr:`~replobj.runtime_options.RuntimeOptions.snapshot_entries`; it is sent in chunks
-read back from storage, and a received one is staged chunk by chunk and installed
-atomically (the commit runs in a worker thread so the event loop keeps running).
+read back from storage, and a received one is staged chunk by chunk, checked by decoding
+it into fresh objects, and only then installed atomically (the commit runs in a worker
+thread so the event loop keeps running). A snapshot that fails the check is discarded and,
+after an election timeout, asked for again: the stored snapshot and log stay as they were,
+so the node keeps serving and restarts on them.
 """
 
 from __future__ import annotations
@@ -38,6 +41,13 @@ class Snapshotter(Protocol):
         """Replace the applied state with ``data`` (from :meth:`snapshot` on some replica)."""
         ...
 
+    def check_snapshot(self, data: bytes) -> object:
+        """Decode ``data`` into a fresh state, changing nothing; raise if it is unusable.
+
+        :raises ~replobj.errors.ReplObjError: if ``data`` cannot be restored here.
+        """
+        ...
+
 
 class SnapshotKeeper:
     """The runtime's snapshot duties, against the same core, storage and transport.
@@ -69,6 +79,8 @@ class SnapshotKeeper:
         self._applied = applied
         self._kick = kick
         self._incoming: SnapshotWriter | None = None
+        self._staged = bytearray()
+        self._refused: tuple[SnapshotMeta, float] | None = None
         self._retry_at: LogIndex = 0
         self._applied_bytes = 0
         self.error: str | None = None
@@ -146,22 +158,56 @@ class SnapshotKeeper:
         """Write a received chunk; a first chunk or another snapshot starts a new one."""
         writer = self._incoming
         if action.offset == 0 or writer is None or writer.meta != action.meta:
+            if writer is not None:
+                writer.abort()
             writer = self._incoming = self._storage.begin_snapshot(action.meta)
+            self._staged = bytearray()
         writer.write_chunk(action.offset, action.data)
+        del self._staged[action.offset :]
+        self._staged += action.data
 
     async def install(self, action: act.InstallSnapshot) -> None:
-        """Commit the staged snapshot and restore the state machine from it."""
+        """Check the staged snapshot in a fresh state; if it is good, commit it and restore
+        the state machine from it, else discard it (see :meth:`retry_if_due`)."""
         writer = self._incoming
         if writer is None or writer.meta != action.meta:
             return
         self._incoming = None
+        data, self._staged = bytes(self._staged), bytearray()
+        try:
+            self._snapshotter.check_snapshot(data)
+        except errors.ReplObjError as exc:
+            writer.abort()
+            self._refuse(action.meta, exc)
+            return
         await anyio.to_thread.run_sync(lambda: writer.commit(keep_log=action.keep_log))
-        storage = self._storage
-        size = storage.snapshot_size()
-        data = storage.read_snapshot_chunk(0, size)
         self._snapshotter.restore(data)
         self._raft.handle_snapshot_installed(action.meta)
         self._applied.advance(action.meta.last_index)
         self._applied_bytes = 0
         logger.info("%s installed a snapshot at index %d", self._raft.id, action.meta.last_index)
+        self._kick()
+
+    def _refuse(self, meta: SnapshotMeta, exc: errors.ReplObjError) -> None:
+        delay = self._options.election_timeout
+        self._refused = (meta, anyio.current_time() + delay)
+        logger.error(
+            "%s refused a snapshot at index %d (term %d) from %r: %s; its own snapshot and "
+            "log are kept, and it asks for the snapshot again in %.1fs (if this repeats, "
+            "check that every node runs the same code and attaches the same objects)",
+            self._raft.id,
+            meta.last_index,
+            meta.last_term,
+            self._raft.leader,
+            exc,
+            delay,
+        )
+
+    def retry_if_due(self) -> None:
+        """Once the delay after a refused snapshot has passed, ask the leader again."""
+        refused = self._refused
+        if refused is None or anyio.current_time() < refused[1]:
+            return
+        self._refused = None
+        self._raft.handle_snapshot_rejected(refused[0])
         self._kick()

@@ -29,14 +29,15 @@ dict holding the applied index/term, the session table and each object's state
 (``__getstate__``, pickled separately, cloudpickle as fallback). Restoring is in place:
 a class's own ``__setstate__`` is called on the live instance (attributes it does not
 set keep their values); otherwise the instance ``__dict__`` and slots are replaced as
-pickle would fill a fresh instance. The cluster configuration travels next to the
-snapshot in the Raft ``SnapshotMeta``.
+pickle would fill a fresh instance (:meth:`StateMachine.check_snapshot` does it into
+fresh instances). The cluster configuration travels next to the snapshot in the Raft
+``SnapshotMeta``.
 """
 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -62,7 +63,7 @@ from .errors import (
     UnknownMethodError,
     UnknownObjectError,
 )
-from .object_state import dump_state, set_state
+from .object_state import check_state, dump_state, set_state
 from .raft.types import Entry, EntryKind, LogIndex, Term
 from .replicated import ObjectSpec, spec_of
 from .sessions import DEFAULT_SESSION_TTL, SessionTable
@@ -318,6 +319,17 @@ class StateMachine:
         }
         return bytes([SNAPSHOT_TAG]) + pickle.dumps(doc, protocol=5)
 
+    def check_snapshot(self, data: bytes) -> dict[str, Any]:
+        """Decode ``data`` into fresh objects, as :meth:`restore` would, changing nothing
+        (a received snapshot is checked so before it replaces the stored one).
+
+        :returns: each object's decoded state, by name.
+        :raises ~replobj.errors.ReplicatedObjectError: as :meth:`restore` does.
+        """
+        states = self._decode_snapshot(data)[3]
+        self._set_states(states, check_state)
+        return states
+
     def restore(self, data: bytes) -> None:
         """Replace the state with a :meth:`snapshot`; the attached instances stay the same.
 
@@ -329,6 +341,22 @@ class StateMachine:
             the attached ones.
         :raises ~replobj.errors.ClassMismatchError: if an object's class differs.
         """
+        index, term, sessions, states = self._decode_snapshot(data)
+        self._set_states(states, set_state)
+        self._sessions = sessions
+        self._applied_index, self._applied_term = index, term
+        self._frozen = True
+
+    def _set_states(self, states: dict[str, Any], setter: Callable[[Any, Any], None]) -> None:
+        for name, state in states.items():
+            try:
+                setter(self._objects[name], state)
+            except Exception as exc:
+                raise CorruptSnapshotError(
+                    f"object {name!r} rejected its snapshot state ({type(exc).__name__}: {exc})"
+                ) from exc
+
+    def _decode_snapshot(self, data: bytes) -> tuple[LogIndex, Term, SessionTable, dict[str, Any]]:
         if not data or data[0] != SNAPSHOT_TAG:
             raise CorruptSnapshotError(
                 f"not a replobj state-machine snapshot (tag {bytes(data[:1])!r}); "
@@ -353,16 +381,7 @@ class StateMachine:
                     f"cannot decode the state of {name!r} ({type(exc).__name__}: {exc}); "
                     "every node must run the same code"
                 ) from exc
-        for name, state in states.items():
-            try:
-                set_state(self._objects[name], state)
-            except Exception as exc:
-                raise CorruptSnapshotError(
-                    f"object {name!r} rejected its snapshot state ({type(exc).__name__}: {exc})"
-                ) from exc
-        self._sessions = sessions
-        self._applied_index, self._applied_term = index, term
-        self._frozen = True
+        return index, term, sessions, states
 
     def _check_snapshot_objects(self, stored: dict[str, tuple[str, bytes]]) -> None:
         for name in sorted(stored.keys() ^ self._objects.keys()):

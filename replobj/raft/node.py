@@ -260,6 +260,20 @@ class RaftNode(
             self._send(self.leader, reply)
         self._apply_committed()
 
+    def handle_snapshot_rejected(self, meta: SnapshotMeta) -> None:
+        """The driver refused snapshot ``meta`` (its bytes are not a valid state) and
+        discarded what it staged: stop waiting for that install and ask the leader to
+        send the snapshot again from offset 0."""
+        if self._installing != meta:
+            return
+        self._installing = None
+        self._incoming = None
+        if self.leader is not None and self.role is Role.FOLLOWER:
+            reply = InstallSnapshotReply(
+                self.term, self.id, meta.last_index, 0, False, self._leader_seq
+            )
+            self._send(self.leader, reply)
+
     def handle_message(self, message: Message) -> None:
         """Process one message from a peer. Malformed or stale messages are ignored."""
         if message.sender == self.id or is_malformed(message):

@@ -1,0 +1,254 @@
+"""Cluster identity on real nodes: data directories are stamped, foreign ones refused.
+
+- the first leader fixes a cluster id through the replicated directory; every member
+  learns the same one and stamps its directory with it;
+- a directory created for member ``a`` given to member ``b`` is refused at start;
+- a directory stamped for cluster X given to a member of cluster Y (same member ids and
+  secret) cannot make Y apply X's entries: the handshake refuses links between clusters.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import pytest
+from cluster_helpers import Register, free_port
+
+import replobj
+from replobj.errors import ForeignDataDirError
+from replobj.storage import StoreIdentity, open_storage
+
+NODES = ("a", "b", "c")
+SECRET = "identity-test-secret-0123456789"
+
+
+class SmallCluster:
+    """Three nodes on RocksDB directories under ``root``, with the same ids and secret."""
+
+    def __init__(self, tasks: anyio.abc.TaskGroup, root: Path, name: str) -> None:
+        """Pick the addresses; nothing starts yet."""
+        self.tasks, self.root, self.name = tasks, root, name
+        self.addresses = {node: f"127.0.0.1:{free_port()}" for node in NODES}
+        self.nodes: dict[str, replobj.Node] = {}
+        self.proxies: dict[str, Any] = {}
+        print(f"cluster {name}: {self.addresses}, data under {root}")
+
+    def make(self, node_id: str, data_dir: Path | None = None) -> replobj.Node:
+        """A node of this cluster on ``data_dir`` (its own directory by default)."""
+        node = replobj.Node(
+            node_id,
+            listen=self.addresses[node_id],
+            peers=dict(self.addresses),
+            data_dir=data_dir or self.root / node_id,
+            secret=SECRET,
+            election_timeout=0.3,
+            heartbeat_interval=0.05,
+            call_timeout=5.0,
+        )
+        self.proxies[node_id] = node.attach("reg", Register())
+        return node
+
+    async def start(self, node_id: str, data_dir: Path | None = None) -> replobj.Node:
+        """Start ``node_id`` (on ``data_dir`` if given)."""
+        node = self.make(node_id, data_dir)
+        await self.tasks.start(node.serve)
+        self.nodes[node_id] = node
+        return node
+
+    async def start_all(self) -> None:
+        """Start every member."""
+        for node_id in NODES:
+            await self.start(node_id)
+
+    async def wait_until(self, condition: Any, timeout: float = 10.0) -> None:
+        """Poll ``condition`` until it holds (deadline-bounded)."""
+        with anyio.fail_after(timeout):
+            while not condition():  # noqa: ASYNC110 - polling state the nodes expose
+                await anyio.sleep(0.02)
+
+    async def close(self) -> None:
+        """Stop every running node."""
+        for node_id in list(self.nodes):
+            await self.nodes.pop(node_id).aclose()
+
+
+def stamp_of(data_dir: Path) -> StoreIdentity | None:
+    """The identity stamped on a stopped node's directory."""
+    storage = open_storage(data_dir)
+    try:
+        return storage.identity()
+    finally:
+        storage.close()
+
+
+@pytest.mark.anyio
+async def test_every_member_learns_one_cluster_id_and_stamps_its_directory(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    async with anyio.create_task_group() as tasks:
+        cluster = SmallCluster(tasks, tmp_path, "X")
+        await cluster.start_all()
+        await cluster.proxies["a"].add("x1")
+        await cluster.wait_until(lambda: all(n.cluster_id for n in cluster.nodes.values()))
+        ids = {n.cluster_id for n in cluster.nodes.values()}
+        assert len(ids) == 1, ids
+        (cluster_id,) = ids
+        assert all(n.status().cluster_id == cluster_id for n in cluster.nodes.values())
+        await cluster.wait_until(lambda: all(n.stamped_cluster_id for n in cluster.nodes.values()))
+        await cluster.close()
+    for node_id in NODES:
+        assert stamp_of(tmp_path / node_id) == StoreIdentity(node_id, cluster_id)
+
+
+@pytest.mark.anyio
+async def test_a_directory_of_member_a_is_refused_to_member_b(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    data_dir = tmp_path / "dir"
+    print(f"node on {address}, data under {data_dir}")
+    first = replobj.Node("a", listen=address, peers={"a": address}, data_dir=data_dir)
+    reg = first.attach("reg", Register())
+    async with first:
+        assert await reg.add("kept") == 1
+    other = replobj.Node("b", listen=address, peers={"b": address}, data_dir=data_dir)
+    other.attach("reg", Register())
+    with pytest.raises(ForeignDataDirError) as caught:
+        async with other:
+            pass
+    message = str(caught.value)
+    assert str(data_dir) in message
+    assert "'a'" in message
+    assert "'b'" in message
+    assert "operations.md" in message
+    assert stamp_of(data_dir) is not None
+    assert stamp_of(data_dir).member_id == "a"  # type: ignore[union-attr]
+
+
+@pytest.mark.anyio
+async def test_a_store_with_data_but_no_stamp_is_stamped_and_logged(
+    tmp_path: Path, anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    data_dir = tmp_path / "old"
+    print(f"node on {address}, data under {data_dir}")
+    node = replobj.Node("a", listen=address, peers={"a": address}, data_dir=data_dir)
+    reg = node.attach("reg", Register())
+    async with node:
+        assert await reg.add("one") == 1
+    storage = open_storage(data_dir)
+    try:
+        storage.set_identity(StoreIdentity("a", ""))  # what an older version left: no cluster
+    finally:
+        storage.close()
+    again = replobj.Node("a", listen=address, peers={"a": address}, data_dir=data_dir)
+    reg = again.attach("reg", Register())
+    with caplog.at_level(logging.INFO, logger="replobj"):
+        async with again:
+            assert await reg.add("two") == 2
+            with anyio.fail_after(5):
+                while not again.stamped_cluster_id:  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+    assert stamp_of(data_dir) == StoreIdentity("a", again.cluster_id)
+
+
+@pytest.mark.anyio
+async def test_a_node_pinned_to_another_cluster_refuses_the_directory(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    data_dir = tmp_path / "dir"
+    print(f"node on {address}, data under {data_dir}")
+    node = replobj.Node("a", listen=address, peers={"a": address}, data_dir=data_dir)
+    node.attach("reg", Register())
+    async with node:
+        with anyio.fail_after(5):
+            while not node.stamped_cluster_id:  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+        cluster_id = node.cluster_id
+    pinned = replobj.Node(
+        "a", listen=address, peers={"a": address}, data_dir=data_dir, cluster_id="f" * 32
+    )
+    pinned.attach("reg", Register())
+    with pytest.raises(ForeignDataDirError) as caught:
+        async with pinned:
+            pass
+    assert cluster_id in str(caught.value)
+    assert "f" * 32 in str(caught.value)
+    same = replobj.Node(
+        "a", listen=address, peers={"a": address}, data_dir=data_dir, cluster_id=cluster_id
+    )
+    same.attach("reg", Register())
+    async with same:
+        assert same.cluster_id == cluster_id
+
+
+@pytest.mark.anyio
+async def test_another_clusters_directory_never_leaks_its_entries(
+    tmp_path: Path, anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with anyio.create_task_group() as tasks:
+        x = SmallCluster(tasks, tmp_path / "x", "X")
+        y = SmallCluster(tasks, tmp_path / "y", "Y")
+        await x.start_all()
+        await y.start_all()
+        await x.proxies["a"].add("from-x")
+        await y.proxies["a"].add("from-y")
+        await x.wait_until(lambda: all(n.stamped_cluster_id for n in x.nodes.values()))
+        await y.wait_until(lambda: all(n.stamped_cluster_id for n in y.nodes.values()))
+        x_id, y_id = x.nodes["a"].cluster_id, y.nodes["a"].cluster_id
+        assert x_id != y_id
+        for _ in range(3):  # X's log has a later term: it wins any election it stands in
+            leader = next(n for n in x.nodes.values() if n.is_leader)
+            await leader.transfer_leadership()
+            await x.wait_until(lambda: any(n.is_leader for n in x.nodes.values()))
+        await x.proxies["b"].add("more-x")
+        await x.close()
+        await y.close()
+        with caplog.at_level(logging.WARNING, logger="replobj"):
+            await y.start("a", data_dir=tmp_path / "x" / "a")
+            await y.start("b")
+            await y.start("c")
+            await y.wait_until(
+                lambda: any(
+                    x_id in r.getMessage() and y_id in r.getMessage() for r in caplog.records
+                )
+            )
+            assert await y.proxies["b"].add("still-y") == 2
+            for node_id in ("b", "c"):
+                values = y.nodes[node_id].statemachine.objects["reg"].values
+                assert "from-x" not in values, (node_id, values)
+                assert "more-x" not in values, (node_id, values)
+                assert y.nodes[node_id].cluster_id == y_id
+        await y.close()
+
+
+@pytest.mark.anyio
+async def test_a_directory_moved_on_purpose_keeps_its_member_with_a_new_address(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    async with anyio.create_task_group() as tasks:
+        cluster = SmallCluster(tasks, tmp_path, "X")
+        await cluster.start_all()
+        await cluster.proxies["a"].add("before")
+        await cluster.wait_until(lambda: all(n.stamped_cluster_id for n in cluster.nodes.values()))
+        await cluster.nodes.pop("c").aclose()
+        moved = tmp_path / "new-machine" / "c"
+        shutil.copytree(tmp_path / "c", moved)
+        shutil.rmtree(tmp_path / "c")
+        cluster.addresses["c"] = new_address = f"127.0.0.1:{free_port()}"
+        print(f"c moved to {moved}, listening on {new_address}")
+        c = await cluster.start("c", data_dir=moved)
+        survivor = next(n for n in cluster.nodes.values() if n.id != "c")
+        await survivor.add_member("c", new_address)
+        await cluster.proxies["b"].add("after")
+        await cluster.wait_until(
+            lambda: c.statemachine.objects["reg"].values == ["before", "after"]
+        )
+        assert c.cluster_id == survivor.cluster_id
+        await cluster.close()
