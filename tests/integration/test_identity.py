@@ -24,7 +24,7 @@ from replobj.errors import ForeignDataDirError
 from replobj.storage import StoreIdentity, open_storage
 
 NODES = ("a", "b", "c")
-SECRET = "identity-test-secret-0123456789"
+SECRET = replobj.new_secret()
 
 
 class SmallCluster:
@@ -112,11 +112,15 @@ async def test_a_directory_of_member_a_is_refused_to_member_b(
     address = f"127.0.0.1:{free_port()}"
     data_dir = tmp_path / "dir"
     print(f"node on {address}, data under {data_dir}")
-    first = replobj.Node("a", listen=address, peers={"a": address}, data_dir=data_dir)
+    first = replobj.Node(
+        "a", listen=address, peers={"a": address}, data_dir=data_dir, secret=SECRET
+    )
     reg = first.attach("reg", Register())
     async with first:
         assert await reg.add("kept") == 1
-    other = replobj.Node("b", listen=address, peers={"b": address}, data_dir=data_dir)
+    other = replobj.Node(
+        "b", listen=address, peers={"b": address}, data_dir=data_dir, secret=SECRET
+    )
     other.attach("reg", Register())
     with pytest.raises(ForeignDataDirError) as caught:
         async with other:
@@ -137,7 +141,7 @@ async def test_a_store_with_data_but_no_stamp_is_stamped_and_logged(
     address = f"127.0.0.1:{free_port()}"
     data_dir = tmp_path / "old"
     print(f"node on {address}, data under {data_dir}")
-    node = replobj.Node("a", listen=address, peers={"a": address}, data_dir=data_dir)
+    node = replobj.Node("a", listen=address, peers={"a": address}, data_dir=data_dir, secret=SECRET)
     reg = node.attach("reg", Register())
     async with node:
         assert await reg.add("one") == 1
@@ -146,7 +150,9 @@ async def test_a_store_with_data_but_no_stamp_is_stamped_and_logged(
         storage.set_identity(StoreIdentity("a", ""))  # what an older version left: no cluster
     finally:
         storage.close()
-    again = replobj.Node("a", listen=address, peers={"a": address}, data_dir=data_dir)
+    again = replobj.Node(
+        "a", listen=address, peers={"a": address}, data_dir=data_dir, secret=SECRET
+    )
     reg = again.attach("reg", Register())
     with caplog.at_level(logging.INFO, logger="replobj"):
         async with again:
@@ -164,7 +170,7 @@ async def test_a_node_pinned_to_another_cluster_refuses_the_directory(
     address = f"127.0.0.1:{free_port()}"
     data_dir = tmp_path / "dir"
     print(f"node on {address}, data under {data_dir}")
-    node = replobj.Node("a", listen=address, peers={"a": address}, data_dir=data_dir)
+    node = replobj.Node("a", listen=address, peers={"a": address}, data_dir=data_dir, secret=SECRET)
     node.attach("reg", Register())
     async with node:
         with anyio.fail_after(5):
@@ -172,7 +178,12 @@ async def test_a_node_pinned_to_another_cluster_refuses_the_directory(
                 await anyio.sleep(0.02)
         cluster_id = node.cluster_id
     pinned = replobj.Node(
-        "a", listen=address, peers={"a": address}, data_dir=data_dir, cluster_id="f" * 32
+        "a",
+        listen=address,
+        peers={"a": address},
+        data_dir=data_dir,
+        cluster_id="f" * 32,
+        secret=SECRET,
     )
     pinned.attach("reg", Register())
     with pytest.raises(ForeignDataDirError) as caught:
@@ -181,7 +192,12 @@ async def test_a_node_pinned_to_another_cluster_refuses_the_directory(
     assert cluster_id in str(caught.value)
     assert "f" * 32 in str(caught.value)
     same = replobj.Node(
-        "a", listen=address, peers={"a": address}, data_dir=data_dir, cluster_id=cluster_id
+        "a",
+        listen=address,
+        peers={"a": address},
+        data_dir=data_dir,
+        cluster_id=cluster_id,
+        secret=SECRET,
     )
     same.attach("reg", Register())
     async with same:

@@ -25,6 +25,8 @@ from replobj.transport import FaultyTransport, Transport
 
 NODES = ("a", "b", "c")
 
+SECRET = replobj.new_secret()
+
 
 class GarblingTransport(FaultyTransport):
     """Replaces the bytes of outgoing snapshot chunks with garbage while ``garble`` is set."""
@@ -71,6 +73,7 @@ class Trio:
             snapshot_entries=5,
             call_timeout=5.0,
             wrap_transport=wrap,
+            secret=SECRET,
         )
         self.proxies[node_id] = node.attach("reg", Register())
         await self.tasks.start(node.serve)
