@@ -171,7 +171,11 @@ class RaftNode(
         return None
 
     def transfer_leadership(self, to: NodeId | None = None) -> Refusal | None:
-        """Hand leadership to ``to`` (or the most caught-up voter) via TimeoutNow (thesis §3.10)."""
+        """Hand leadership to ``to`` (or the most caught-up voter) via TimeoutNow (thesis §3.10).
+
+        A repeated request for the transfer already under way is ignored, as in etcd and
+        raft-rs: the transfer is still abandoned one election timeout after the first.
+        """
         if self.role is not Role.LEADER:
             return self._refusal(
                 RefusalReason.NOT_LEADER, "only the leader can transfer leadership"
@@ -185,6 +189,8 @@ class RaftNode(
             return self._refusal(
                 RefusalReason.INVALID_ARGUMENT, f"{to!r} is not another voter of the cluster"
             )
+        if to == self._transfer_to:
+            return None  # already under way: a repeat must not extend its deadline (etcd)
         self._transfer_to = to
         self._transfer_ticks = 0
         self._maybe_send_timeout_now()
