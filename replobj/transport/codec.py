@@ -72,7 +72,7 @@ _MetaBody: TypeAlias = tuple[_Count, _Count, _ConfigBody]
 _EntryBody: TypeAlias = tuple[_Count, _Count, EntryKind, bytes]
 
 _RequestVoteBody = tuple[_Count, _Name, _Count, _Count, bool, bool]
-_RequestVoteReplyBody = tuple[_Count, _Name, bool, bool]
+_RequestVoteReplyBody = tuple[_Count, _Name, bool, bool, bool, _Count]
 _AppendEntriesBody = tuple[_Count, _Name, _Count, _Count, list[_EntryBody], _Count, int]
 _AppendEntriesReplyBody = tuple[_Count, _Name, bool, _Count, _Count, _Count, _Count, int]
 _InstallSnapshotBody = tuple[_Count, _Name, _MetaBody, _Count, bytes, bool, int]
@@ -129,7 +129,7 @@ def _body_of(msg: Message) -> tuple[Any, ...]:
         return (msg.term, msg.sender, msg.last_log_index, msg.last_log_term, msg.pre_vote,
                 msg.transfer)  # fmt: skip
     if isinstance(msg, RequestVoteReply):
-        return (msg.term, msg.sender, msg.granted, msg.pre_vote)
+        return (msg.term, msg.sender, msg.granted, msg.pre_vote, msg.withheld, msg.last_index)
     if isinstance(msg, InstallSnapshot):
         meta = (msg.meta.last_index, msg.meta.last_term, _config_body(msg.meta.config))
         return (msg.term, msg.sender, meta, msg.offset, msg.data, msg.done, msg.seq)
