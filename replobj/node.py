@@ -36,6 +36,7 @@ from .command import (
 )
 from .directory import DIRECTORY_NAME, ClusterDirectory
 from .node_cluster import ClusterOperations, parse_address
+from .node_recovery import force_new_cluster
 from .node_status import NodeStatus, PeerLag
 from .proxy import ObjectProxy
 from .raft.node import RaftNode
@@ -93,6 +94,12 @@ class Node(ClusterOperations):
     :param wrap_transport: called with the transport before it starts; what it returns is
         used instead (tests wrap it in :class:`~replobj.transport.FaultyTransport` to cut or
         slow this node's links at run time).
+    :param force_new_cluster: disaster recovery only (docs/operations.md, "Disaster
+        recovery: a stalled cluster"): restart on this member's own data as the only voter
+        of its configuration, committing everything its log holds; the other members are
+        then added back. Entries others acknowledged beyond this log are lost.
+    :raises ~replobj.errors.ConfigurationError: if ``force_new_cluster`` is combined with
+        ``join``.
     """
 
     def __init__(
@@ -113,6 +120,7 @@ class Node(ClusterOperations):
         call_timeout: float = 10.0,
         seed: int | None = None,
         wrap_transport: Callable[[Transport], Transport] | None = None,
+        force_new_cluster: bool = False,
     ) -> None:
         self.id = node_id
         self.listen = listen
@@ -122,6 +130,12 @@ class Node(ClusterOperations):
         self.data_dir = data_dir
         self.secret = secret.encode() if isinstance(secret, str) else secret
         self.join = join
+        if force_new_cluster and join:
+            raise errors.ConfigurationError(
+                "force_new_cluster=True restarts a member on its own data; join=True starts "
+                "one on an empty store: pass only one of them"
+            )
+        self.force_new_cluster = force_new_cluster
         if transport not in ("tcp", "udp"):
             raise ValueError(f"transport must be 'tcp' or 'udp', got {transport!r}")
         self.transport_kind = transport
@@ -224,6 +238,8 @@ class Node(ClusterOperations):
                 self._raft_options(transport.max_message_bytes),
                 prepare_payload=self._stamp,
             )
+            if self.force_new_cluster:
+                force_new_cluster(raft, self.data_dir)
             await transport.start()
             self._transport = transport
             try:
@@ -292,6 +308,11 @@ class Node(ClusterOperations):
         restored = storage.load()
         fresh = restored.hard_state.term == 0 and not restored.entries
         fresh = fresh and restored.snapshot.last_index == 0 and not restored.snapshot.config.members
+        if fresh and self.force_new_cluster:
+            raise errors.ConfigurationError(
+                f"force_new_cluster=True but data_dir={self.data_dir!s} is empty: start it on "
+                f"the data directory of the most up-to-date surviving member"
+            )
         if fresh and not self.join:
             meta = SnapshotMeta(config=ClusterConfig(voters=frozenset(self.peers)))
             writer = storage.begin_snapshot(meta)

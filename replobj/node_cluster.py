@@ -70,6 +70,7 @@ class ClusterOperations(NodeCalls):
             snapshot_index=status.snapshot_index,
             peers=peers,
             snapshot_error=self.runtime.snapshot_error,
+            stalled=status.stalled,
         )
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .raft.status import ElectionStall
 from .raft.types import NodeId
 
 
@@ -34,3 +35,8 @@ class NodeStatus:
     snapshot_error: str | None = None
     """Why the last snapshot failed (e.g. an object's state cannot be pickled), or ``None``;
     the node keeps its log and serves on, and tries again after ``snapshot_entries`` more."""
+    stalled: ElectionStall | None = None
+    """Why no leader can be elected, seen from this member while it stands for election:
+    the voters that withhold their votes (rejoined with an empty or incomplete log) and
+    each survivor's last index; :meth:`ElectionStall.describe` says what to do. ``None``
+    when no stall is known."""
