@@ -40,6 +40,7 @@ from .directory import DIRECTORY_NAME, ClusterDirectory
 from .identity import IdentityCheckedSnapshots, IdentityKeeper
 from .node_cluster import ClusterOperations, parse_address
 from .node_lifecycle import Lifecycle, open_store
+from .node_recovery import force_new_cluster
 from .node_status import NodeStatus, PeerLag
 from .proxy import ObjectProxy
 from .raft.node import RaftNode
@@ -107,6 +108,12 @@ class Node(ClusterOperations):
         data directory is stamped with, or the one its cluster fixes). Founders started
         with it fix it as the cluster's id; a directory stamped for another cluster is
         refused with :class:`~replobj.errors.ForeignDataDirError`.
+    :param force_new_cluster: disaster recovery only (docs/operations.md, "Disaster
+        recovery: a stalled cluster"): restart on this member's own data as the only voter
+        of its configuration, committing everything its log holds; the other members are
+        then added back. Entries others acknowledged beyond this log are lost.
+    :raises ~replobj.errors.ConfigurationError: if ``force_new_cluster`` is combined with
+        ``join``.
     """
 
     def __init__(
@@ -130,6 +137,7 @@ class Node(ClusterOperations):
         tls_server: ssl.SSLContext | None = None,
         tls_client: ssl.SSLContext | None = None,
         cluster_id: str | None = None,
+        force_new_cluster: bool = False,
     ) -> None:
         if cluster_id is not None and (not isinstance(cluster_id, str) or not cluster_id):
             raise errors.ConfigurationError(
@@ -144,6 +152,12 @@ class Node(ClusterOperations):
         self.peers = checks.check_node_parameters(locals())
         self.data_dir = data_dir
         self.join = join
+        if force_new_cluster and join:
+            raise errors.ConfigurationError(
+                "force_new_cluster=True restarts a member on its own data; join=True starts "
+                "one on an empty store: pass only one of them"
+            )
+        self.force_new_cluster = force_new_cluster
         self.transport_kind = transport
         self._tls = (tls_server, tls_client)
         self.call_timeout = call_timeout
@@ -259,6 +273,8 @@ class Node(ClusterOperations):
                 self._raft_options(transport.max_message_bytes),
                 prepare_payload=self._stamp,
             )
+            if self.force_new_cluster:
+                force_new_cluster(raft, self.data_dir)
             await transport.start()
             self._transport = transport
             try:
@@ -321,6 +337,11 @@ class Node(ClusterOperations):
         restored = storage.load()
         fresh = restored.hard_state.term == 0 and not restored.entries
         fresh = fresh and restored.snapshot.last_index == 0 and not restored.snapshot.config.members
+        if fresh and self.force_new_cluster:
+            raise errors.ConfigurationError(
+                f"force_new_cluster=True but data_dir={self.data_dir!s} is empty: start it on "
+                f"the data directory of the most up-to-date surviving member"
+            )
         if fresh and not self.join:
             meta = SnapshotMeta(config=ClusterConfig(voters=frozenset(self.peers)))
             writer = storage.begin_snapshot(meta)

@@ -90,6 +90,7 @@ class ClusterOperations(NodeCalls):
             snapshot_error=self.runtime.snapshot_error,
             removed=removed,
             cluster_id=self.cluster_id,
+            stalled=status.stalled,
         )
 
     def _removed(self, config: ClusterConfig) -> bool:

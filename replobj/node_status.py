@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .raft.status import ElectionStall
 from .raft.types import NodeId
 
 
@@ -43,3 +44,8 @@ class NodeStatus:
     it, or add it back from a member)."""
     cluster_id: str = ""
     """The cluster's id (fixed by its first leader, replicated), ``""`` until known."""
+    stalled: ElectionStall | None = None
+    """Why no leader can be elected, seen from this member while it stands for election:
+    the voters that withhold their votes (rejoined with an empty or incomplete log) and
+    each survivor's last index; :meth:`ElectionStall.describe` says what to do. ``None``
+    when no stall is known."""

@@ -329,6 +329,11 @@ class RaftRuntime(TicketDesk):
             self._snapshots.send_chunk(action)
         elif isinstance(action, act.WriteSnapshotChunk):
             self._snapshots.stage_chunk(action)
+        elif isinstance(action, act.ElectionStalled):  # the core reports changes only
+            if action.stall is None:
+                logger.warning("%s: the election stall is over", self.raft.id)
+            else:
+                logger.error("%s: CLUSTER STALLED: %s", self.raft.id, action.stall.describe())
         elif isinstance(action, act.RoleChanged):
             logger.info(
                 "%s is %s in term %d (leader: %s)",

@@ -12,6 +12,7 @@ from .actions import (
     AppendLog,
     ApplyEntries,
     CompactLog,
+    ElectionStalled,
     InstallSnapshot,
     ProposalFailed,
     ProposalForwarded,
@@ -28,7 +29,7 @@ from .actions import (
 from .messages import MESSAGE_TYPES, Message
 from .node import RaftNode
 from .options import RaftOptions, RestoredState
-from .status import NodeStatus, PeerStatus
+from .status import ElectionStall, NodeStatus, PeerStatus
 from .types import (
     ClusterConfig,
     Entry,
@@ -52,6 +53,8 @@ __all__ = [
     "ApplyEntries",
     "ClusterConfig",
     "CompactLog",
+    "ElectionStall",
+    "ElectionStalled",
     "Entry",
     "EntryKind",
     "HardState",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from .messages import Message
+from .status import ElectionStall
 from .types import (
     Entry,
     HardState,
@@ -188,6 +189,15 @@ class RoleChanged:
     leader: NodeId | None
 
 
+@dataclass(frozen=True, slots=True)
+class ElectionStalled:
+    """Informational: this node's election stalled because voters withhold their votes
+    (``stall``), or a stall reported before is over (``None``). Log it: it says what an
+    operator must do (:meth:`ElectionStall.describe`)."""
+
+    stall: ElectionStall | None
+
+
 Action: TypeAlias = (
     SaveHardState
     | AppendLog
@@ -203,5 +213,6 @@ Action: TypeAlias = (
     | InstallSnapshot
     | CompactLog
     | RoleChanged
+    | ElectionStalled
 )
 """Every action the core can emit."""

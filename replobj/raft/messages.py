@@ -32,12 +32,19 @@ class RequestVote:
 
 @dataclass(frozen=True, slots=True)
 class RequestVoteReply:
-    """Answer to :class:`RequestVote`; ``pre_vote`` echoes the request's flag."""
+    """Answer to :class:`RequestVote`; ``pre_vote`` echoes the request's flag.
+
+    ``withheld`` says the voter rejoined with an empty or incomplete log and votes for
+    nobody until it has caught up; ``last_index`` is the voter's last log index. Both
+    only feed the candidate's diagnosis of a stalled election (:class:`ElectionStall`).
+    """
 
     term: Term
     sender: NodeId
     granted: bool
     pre_vote: bool = False
+    withheld: bool = False
+    last_index: LogIndex = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +220,8 @@ def is_malformed(message: Message) -> bool:
     if isinstance(message, InstallSnapshot):
         meta = message.meta
         return message.offset < 0 or meta.last_index < 1 or meta.last_term > message.term
+    if isinstance(message, RequestVoteReply):
+        return message.last_index < 0
     if isinstance(message, ProposeReply):
         return not message.refusal and (message.first_index < 1 or message.count < 0)
     return False

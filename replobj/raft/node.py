@@ -37,6 +37,7 @@ from .node_replication import Replication
 from .node_snapshots import SnapshotTransfer
 from .progress import ReplicationState
 from .types import (
+    ClusterConfig,
     Entry,
     EntryKind,
     LogIndex,
@@ -171,7 +172,11 @@ class RaftNode(
         return None
 
     def transfer_leadership(self, to: NodeId | None = None) -> Refusal | None:
-        """Hand leadership to ``to`` (or the most caught-up voter) via TimeoutNow (thesis §3.10)."""
+        """Hand leadership to ``to`` (or the most caught-up voter) via TimeoutNow (thesis §3.10).
+
+        A repeated request for the transfer already under way is ignored, as in etcd and
+        raft-rs: the transfer is still abandoned one election timeout after the first.
+        """
         if self.role is not Role.LEADER:
             return self._refusal(
                 RefusalReason.NOT_LEADER, "only the leader can transfer leadership"
@@ -185,10 +190,48 @@ class RaftNode(
             return self._refusal(
                 RefusalReason.INVALID_ARGUMENT, f"{to!r} is not another voter of the cluster"
             )
+        if to == self._transfer_to:
+            return None  # already under way: a repeat must not extend its deadline (etcd)
         self._transfer_to = to
         self._transfer_ticks = 0
         self._maybe_send_timeout_now()
         return None
+
+    def force_new_cluster(self) -> ProposalId | Refusal:
+        """Disaster recovery: make this node the only voter of its cluster, on its own log.
+
+        Call it once, right after constructing the node from its durable state, when a
+        majority of the voters lost their data (see :class:`~replobj.raft.ElectionStall`).
+        Like etcd's ``--force-new-cluster``, it appends a configuration entry naming only
+        this node (in a new term, after everything the log holds), so the node elects
+        itself and commits its whole log, uncommitted tail included. The other members
+        are then added back (:meth:`add_member`) on empty stores. This breaks Raft's
+        guarantee on purpose: entries that other members acknowledged beyond this log's
+        end are lost, and nothing here can tell which they were.
+
+        :returns: the configuration entry's id, or a refusal if this node has no log or
+            configuration to recover from, or has already taken part in the protocol.
+        """
+        if self.last_index == 0 and not self.config.members:
+            return self._refusal(
+                RefusalReason.INVALID_ARGUMENT,
+                "this node holds no log and no configuration: there is nothing to recover "
+                "from; force a new cluster on the most up-to-date surviving member",
+            )
+        if self.role is not Role.FOLLOWER or self.leader is not None:
+            return self._refusal(
+                RefusalReason.INVALID_ARGUMENT,
+                "force_new_cluster must be the first input after a restart",
+            )
+        self.term += 1
+        self.voted_for = self.id
+        self._catch_up_to = 0
+        self._save_hard_state()
+        alone = ClusterConfig(voters=frozenset({self.id}))
+        entry = Entry(self.term, self.last_index + 1, EntryKind.CONFIG, alone.encode())
+        self._store_entries([entry])
+        self._reset_timer()
+        return ProposalId(entry.term, entry.index)
 
     def handle_timeout(self) -> None:
         """The timer last armed by ``ResetTimer`` fired."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .messages import RequestVote, RequestVoteReply, TimeoutNow
 from .node_state import NodeState
+from .status import ElectionStall
 from .types import Entry, EntryKind, NodeId, Role, Term
 
 
@@ -15,6 +16,7 @@ class Elections(NodeState):
         self.role = Role.PRE_CANDIDATE
         self.leader = None
         self._votes = {self.id}
+        self._vote_replies = {}
         self._reset_timer()
         if self.config.has_quorum(self._votes):
             self._campaign(transfer=False)
@@ -35,6 +37,7 @@ class Elections(NodeState):
         self._leader_alive = False
         self._save_hard_state()
         self._votes = {self.id}
+        self._vote_replies = {}
         self._reset_timer()
         if self.config.has_quorum(self._votes):
             self._become_leader()
@@ -47,14 +50,16 @@ class Elections(NodeState):
 
     def _on_request_vote(self, m: RequestVote) -> None:
         """Grant or deny a (pre-)vote (§5.2, §5.4.1; thesis §4.2.3 and §9.6)."""
+        withheld = self._vote_withheld()
         up_to_date = self._log.is_up_to_date(m.last_log_index, m.last_log_term)
-        up_to_date = up_to_date and not self._vote_withheld()
+        up_to_date = up_to_date and not withheld
         if m.pre_vote:
             granted = m.term > self.term and up_to_date and not self._leader_alive
             if self.role is Role.LEADER:
                 granted = False
             reply_term = m.term if granted else self.term
-            self._send(m.sender, RequestVoteReply(reply_term, self.id, granted, pre_vote=True))
+            reply = RequestVoteReply(reply_term, self.id, granted, True, withheld, self.last_index)
+            self._send(m.sender, reply)
             return
         if m.term > self.term:
             sticky = self._leader_alive or self.role is Role.LEADER
@@ -66,9 +71,11 @@ class Elections(NodeState):
             self.voted_for = m.sender
             self._save_hard_state()
             self._reset_timer()
-        self._send(m.sender, RequestVoteReply(self.term, self.id, granted))
+        reply = RequestVoteReply(self.term, self.id, granted, False, withheld, self.last_index)
+        self._send(m.sender, reply)
 
     def _on_vote_reply(self, m: RequestVoteReply) -> None:
+        self._diagnose_stall(m)
         if m.pre_vote:
             if self.role is Role.PRE_CANDIDATE and m.granted and m.term == self.term + 1:
                 self._votes.add(m.sender)
@@ -80,7 +87,30 @@ class Elections(NodeState):
             if self.config.has_quorum(self._votes):
                 self._become_leader()
 
+    def _diagnose_stall(self, m: RequestVoteReply) -> None:
+        """Record whether voters that withhold their votes leave this election no quorum.
+
+        Only a reply from a voter that no longer withholds clears a stall: a round's
+        first replies alone do not show the whole picture.
+        """
+        expected = Role.PRE_CANDIDATE if m.pre_vote else Role.CANDIDATE
+        if self.role is not expected or m.sender not in self.config.all_voters:
+            return
+        self._vote_replies[m.sender] = m
+        if self._stall is not None and m.sender in self._stall.withholding and not m.withheld:
+            self._stall = None
+        replies = self._vote_replies.values()
+        withholding = {r.sender: r.last_index for r in replies if r.withheld}
+        if not withholding or self.config.has_quorum(self.config.all_voters - set(withholding)):
+            return
+        survivors = {r.sender: r.last_index for r in replies if not r.withheld}
+        survivors[self.id] = self.last_index
+        term = self.term + 1 if m.pre_vote else self.term
+        self._stall = ElectionStall(term, withholding, survivors)
+
     def _become_follower(self, term: Term, leader: NodeId | None) -> None:
+        if leader is not None:
+            self._stall = None
         if leader != self.leader or term > self.term:
             self._verified_index = 0
             self._leader_seq = 0
@@ -99,6 +129,7 @@ class Elections(NodeState):
         """Won the election (§5.2): take over replication and append a no-op (§8)."""
         self.role = Role.LEADER
         self.leader = self.id
+        self._stall = None
         self._leader_alive = True
         self._fail_forwarded_reads("this node became leader")
         self._progress = {}

@@ -75,11 +75,16 @@ class SnapshotTransfer(NodeState):
         if m.last_index != progress.snapshot.last_index:
             return
         if m.done:
+            # The follower's position is now known: replicate from it at once rather than
+            # probe until the next heartbeat (etcd-io/etcd#10308), so a transfer waiting for
+            # it or its promotion to voter does not wait a heartbeat either.
             progress.update_match(m.last_index)
             progress.become_probe(m.last_index + 1)
+            progress.become_replicate()
             self._maybe_commit()
-            if self.role is Role.LEADER:
+            if self.role is Role.LEADER and m.sender in self._progress:
                 self._send_append(m.sender)
+                self._after_peer_ack(m.sender, progress)
             return
         progress.snapshot_offset = m.next_offset
         self._send_snapshot_chunk(m.sender, progress)

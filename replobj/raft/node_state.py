@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 from . import actions as act
 from .log import RaftLog
-from .messages import AppendEntries, InstallSnapshot, Message
+from .messages import AppendEntries, InstallSnapshot, Message, RequestVoteReply
 from .options import RaftOptions, RestoredState
 from .progress import Progress
 from .reads import PendingRead, ReadTracker
-from .status import NodeStatus, PeerStatus
+from .status import ElectionStall, NodeStatus, PeerStatus
 from .types import (
     ClusterConfig,
     Entry,
@@ -78,6 +78,9 @@ class NodeState:
         self._installing: SnapshotMeta | None = None
         # candidate state
         self._votes: set[NodeId] = set()
+        self._vote_replies: dict[NodeId, RequestVoteReply] = {}
+        self._stall: ElectionStall | None = None
+        self._announced_stall: ElectionStall | None = None
         # leader state
         self._progress: dict[NodeId, Progress] = {}
         self._reads = ReadTracker()
@@ -146,6 +149,7 @@ class NodeState:
             snapshot_index=self._log.snapshot.last_index,
             config=self.config,
             peers=peers,
+            stalled=self._stall,
         )
 
     def proposal_status(self, proposal: ProposalId) -> ProposalStatus:
@@ -198,6 +202,9 @@ class NodeState:
         if state != self._announced:
             self._announced = state
             self._actions.append(act.RoleChanged(*state))
+        if self._stall != self._announced_stall:
+            self._announced_stall = self._stall
+            self._actions.append(act.ElectionStalled(self._stall))
 
     if TYPE_CHECKING:
         # What one part calls on another; RaftNode inherits the real methods.
@@ -210,6 +217,7 @@ class NodeState:
         def _heard_from_leader(self, m: AppendEntries | InstallSnapshot) -> bool: ...
         def _peer_progress(self, sender: NodeId, seq: int) -> Progress | None: ...
         def _send_append(self, peer: NodeId, *, heartbeat: bool = False) -> None: ...
+        def _after_peer_ack(self, peer: NodeId, progress: Progress) -> None: ...
         def _maybe_commit(self) -> None: ...
         def _append_own(self, entries: list[Entry]) -> None: ...
         def _flush_own_appends(self) -> None: ...

@@ -247,6 +247,8 @@ class SimEngine:
                 installed = (action.meta, self._install(node, action))
             elif isinstance(action, act.CompactLog):
                 node.storage.compact(action.upto)
+            elif isinstance(action, act.ElectionStalled):
+                self.note(node.id, "stalled", action.stall.describe() if action.stall else "over")
             elif isinstance(action, act.RoleChanged):
                 self.note(
                     node.id,

@@ -87,7 +87,7 @@ _MetaBody: TypeAlias = tuple[_I, _T, _ConfigBody]
 _EntryBody: TypeAlias = tuple[_T, _I, EntryKind, bytes]
 
 _RequestVoteBody = tuple[_T, _Name, _I, _T, bool, bool]
-_RequestVoteReplyBody = tuple[_T, _Name, bool, bool]
+_RequestVoteReplyBody = tuple[_T, _Name, bool, bool, bool, _I]
 _AppendEntriesBody = tuple[_T, _Name, _I, _T, list[_EntryBody], _I, _S]
 _AppendEntriesReplyBody = tuple[_T, _Name, bool, _I, _I, _I, _T, _S]
 _InstallSnapshotBody = tuple[_T, _Name, _MetaBody, _I, bytes, bool, _S]
@@ -151,7 +151,7 @@ def _body_of(msg: Message) -> tuple[Any, ...]:
         return (msg.term, msg.sender, msg.last_log_index, msg.last_log_term, msg.pre_vote,
                 msg.transfer)  # fmt: skip
     if isinstance(msg, RequestVoteReply):
-        return (msg.term, msg.sender, msg.granted, msg.pre_vote)
+        return (msg.term, msg.sender, msg.granted, msg.pre_vote, msg.withheld, msg.last_index)
     if isinstance(msg, InstallSnapshot):
         meta = (msg.meta.last_index, msg.meta.last_term, _config_body(msg.meta.config))
         return (msg.term, msg.sender, meta, msg.offset, msg.data, msg.done, msg.seq)

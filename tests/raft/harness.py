@@ -29,6 +29,7 @@ from replobj.raft import (
     AppendLog,
     ApplyEntries,
     CompactLog,
+    ElectionStalled,
     Entry,
     InstallSnapshot,
     LogIndex,
@@ -458,7 +459,7 @@ class Cluster:
                 raise ContractViolation(f"{node_id}: {action} beyond snapshot {store.snapshot}")
             for index in [i for i in store.log if i <= action.upto]:
                 del store.log[index]
-        elif isinstance(action, RoleChanged):
+        elif isinstance(action, RoleChanged | ElectionStalled):
             pass
         else:  # pragma: no cover - exhaustive
             raise ContractViolation(f"{node_id}: unknown action {action!r}")

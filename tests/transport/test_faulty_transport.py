@@ -15,6 +15,7 @@ from replobj.transport.tcp import TcpTransport
 
 pytestmark = pytest.mark.anyio
 SEED = 20261125
+END = 1_000_000
 
 
 async def _drain(transport: Transport, within: float = 0.2) -> list[Message]:
@@ -22,6 +23,17 @@ async def _drain(transport: Transport, within: float = 0.2) -> list[Message]:
     with anyio.move_on_after(within):
         while True:
             got.append(await transport.receive())
+    return got
+
+
+async def _receive_until(
+    transport: Transport, last_term: int, within: float = 10.0
+) -> list[Message]:
+    """Receive up to (not including) the message of term ``last_term``, with a deadline."""
+    got: list[Message] = []
+    with anyio.fail_after(within):
+        while (message := await transport.receive()).term != last_term:
+            got.append(message)
     return got
 
 
@@ -44,7 +56,9 @@ async def test_drop_and_duplicate_rates_are_seeded() -> None:
         ):
             for i in range(200):
                 a.send("b", TimeoutNow(i, "a"))
-            got = [m.term for m in await _drain(b, 0.05)]
+            a.drop_rate = a.duplicate_rate = 0.0
+            a.send("b", TimeoutNow(END, "a"))  # in order after the 200: the end marker
+            got = [m.term for m in await _receive_until(b, END)]
             outcomes.append((got, a.faults))
     (got, faults), (again, _) = outcomes
     assert got == again

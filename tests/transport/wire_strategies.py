@@ -54,7 +54,7 @@ metas = st.builds(SnapshotMeta, counts, counts, configs())
 
 messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(RequestVote, counts, names, counts, counts, st.booleans(), st.booleans()),
-    st.builds(RequestVoteReply, counts, names, st.booleans(), st.booleans()),
+    st.builds(RequestVoteReply, counts, names, st.booleans(), st.booleans(), st.booleans(), counts),
     st.builds(
         AppendEntries,
         counts,
