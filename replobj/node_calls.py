@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from . import errors
 from .command import Command, CommandOutcome, encode_command
@@ -18,6 +19,9 @@ from .raft.types import ClusterConfig, NodeId
 from .runtime import CallTicket, RaftRuntime
 from .runtime_options import RuntimeOptions
 from .statemachine import ApplyOutcome
+
+FAIR_SLICE = 0.001
+"""Seconds a task may run calls that need no round-trip before one of them yields."""
 
 
 class NodeCalls:
@@ -36,6 +40,8 @@ class NodeCalls:
     _in_flight_heap: list[int]
     _restarted: bool
     _member_of: ClusterConfig | None
+    _yielded_at: float = 0.0
+    """``time.monotonic()`` when a call of this node last yielded in :meth:`fair_checkpoint`."""
 
     @property
     def runtime(self) -> RaftRuntime:
@@ -49,18 +55,47 @@ class NodeCalls:
             )
         return self._runtime
 
-    async def local_read_ready(self) -> None:
-        """Before the first local read after a restart, catch up past what was served before.
+    def local_read_waits(self) -> bool:
+        """Whether the next local read must first await :meth:`local_read_ready`: the node
+        is stopped or restarted, or more than :data:`FAIR_SLICE` passed since a call last
+        yielded. Otherwise (the common case) the read runs at once, without a trip
+        through the event loop."""
+        return (
+            self._runtime is None
+            or self._restarted
+            or time.monotonic() - self._yielded_at >= FAIR_SLICE
+        )
 
-        A restarted node rebuilds its state from its snapshot and log (a node started to
-        join, perhaps after its directory was wiped, from nothing), so until it has applied
-        what the cluster had committed its local state may be older than what it served
-        before; one ReadIndex barrier closes that gap (local reads never go backwards on a
-        node).
+    async def local_read_ready(self) -> None:
+        """Make the next local read safe and fair.
+
+        Before the first local read after a restart, catch up past what was served
+        before: a restarted node rebuilds its state from its snapshot and log (a node
+        started to join, perhaps after its directory was wiped, from nothing), so until it
+        has applied what the cluster had committed its local state may be older than what
+        it served before; one ReadIndex barrier closes that gap (local reads never go
+        backwards on a node). Otherwise yield to the event loop (:meth:`fair_checkpoint`).
+
+        :raises ~replobj.errors.NodeStoppedError: if the node is not running.
         """
+        self.runtime  # noqa: B018 - fail fast with NodeStoppedError
         if self._restarted:
             await self.read_barrier()
             self._restarted = False
+        await self.fair_checkpoint()
+
+    async def fair_checkpoint(self) -> None:
+        """Yield to the event loop, so a loop of calls that need no round-trip (local
+        reads, :meth:`wait_for_leader` with a known leader) cannot starve the node's own
+        tasks: its heartbeats, its election timer, its receiving.
+
+        A real checkpoint costs a trip through the event loop (several microseconds), far
+        more than a local read, so callers on the hot path skip it while less than
+        :data:`FAIR_SLICE` passed since the last one (see :meth:`local_read_waits`); a task
+        looping on them then yields at least once a millisecond.
+        """
+        await anyio.lowlevel.checkpoint()
+        self._yielded_at = time.monotonic()
 
     def _check_member(self) -> None:
         raft = self.runtime.raft

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .command import has_immutable_arguments
+from .entry_context import run_in_entry
 from .replicated import ObjectSpec
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class ObjectProxy:
         if spec.is_command(method):
             found = CommandMethod(self._node, self._name, spec, method)
         elif spec.is_query(method):
-            found = QueryMethod(self._node, self._name, method)
+            found = QueryMethod(self._node, self._name, method, self._obj)
         else:
             raise errors.UnknownMethodError(
                 f"{spec.class_name} has no command or query {method!r} "
@@ -91,12 +92,13 @@ class CommandMethod:
 class QueryMethod:
     """``await proxy.query(...)`` (linearizable) or ``await proxy.query.local(...)``."""
 
-    __slots__ = ("_method", "_name", "_node")
+    __slots__ = ("_method", "_name", "_node", "_obj")
 
-    def __init__(self, node: Node, name: str, method: str) -> None:
+    def __init__(self, node: Node, name: str, method: str, obj: object) -> None:
         self._node = node
         self._name = name
         self._method = method
+        self._obj = obj
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the query once this replica has applied every earlier committed write."""
@@ -105,8 +107,19 @@ class QueryMethod:
         return self._node.statemachine.run_query(self._name, self._method, args, kwargs)
 
     async def local(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the query on this replica's current state: no round-trip, maybe stale."""
-        self._node.runtime  # noqa: B018 - fail fast with NodeStoppedError
-        self._node.check_object(self._name)
-        await self._node.local_read_ready()
-        return self._node.statemachine.run_query(self._name, self._method, args, kwargs)
+        """Run the query on this replica's current state: no round-trip, maybe stale.
+
+        Close to a method call: it yields to the event loop only when a millisecond
+        passed since a call of this node last did, so a loop of local reads still lets
+        the node send its heartbeats (see :meth:`~replobj.node.Node.fair_checkpoint`).
+
+        :raises ~replobj.errors.NodeStoppedError: if the node is not running.
+        :raises ~replobj.errors.ClassMismatchError: if this replica of the object diverged.
+        """
+        node = self._node
+        if node.diverged:
+            node.check_object(self._name)
+        if node.local_read_waits():
+            await node.local_read_ready()
+        # The attached instance never changes (a snapshot restores its state in place).
+        return run_in_entry(None, getattr(self._obj, self._method), args, kwargs)
