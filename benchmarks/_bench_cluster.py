@@ -250,7 +250,8 @@ class Cluster:
         started = []
         for node_id, member in self.members.items():
             out = self.profile_dir / f"{spec.name.replace(' ', '_')}-{self.system}-{node_id}.txt"
-            command = [py_spy, "record", "--format", "raw", "-r", "250", "-d", f"{seconds:.0f}"]
+            command = [py_spy, "record", "--gil", "--format", "raw", "-r", "250"]
+            command += ["-d", f"{seconds:.0f}"]
             command += ["-p", str(member.process.pid), "-o", str(out)]
             started.append(
                 subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

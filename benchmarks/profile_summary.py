@@ -3,8 +3,10 @@
 Run ``.venv/bin/python benchmarks/profile_summary.py DIR [--top N]`` on the directory
 ``throughput.py --profile DIR`` wrote (one file per row, system and member). For every
 file it prints the functions with the most samples on top of the stack (self time) and
-the ones with the most samples anywhere in the stack (inclusive time), as percentages of
-the file's samples, and the share spent idle in the event loop's ``select``/``poll``.
+the ones with the most samples anywhere in the stack (inclusive time, leaving out the
+frames every stack shares: the event loop, ``main``, thread start-up), as percentages of
+the file's samples. ``throughput.py`` records with ``--gil``: only the thread holding the
+GIL is sampled, so the samples are the process's Python CPU time.
 """
 
 from __future__ import annotations
@@ -12,6 +14,23 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from pathlib import Path
+
+PLUMBING = (
+    "run (",
+    "Runner.run (",
+    "main (",
+    "<module> (",
+    "BaseEventLoop.",
+    "count_wakeups.",
+    "Handle._run (",
+    "TaskHandle._run_coro (",
+    "Thread._bootstrap",
+    "Thread.run (",
+    "AsyncIOBackend.run (",
+    "WorkerThread.run (",
+    "_worker (",
+)
+"""Frames nearly every stack goes through: not a cost of their own."""
 
 
 def read_stacks(path: Path) -> Counter[tuple[str, ...]]:
@@ -41,14 +60,11 @@ def summarise(path: Path, top: int) -> None:
         return
     own: Counter[str] = Counter()
     anywhere: Counter[str] = Counter()
-    idle = 0
     for stack, count in stacks.items():
         own[_short(stack[-1])] += count
-        for frame in {_short(f) for f in stack}:
+        for frame in {_short(f) for f in stack if not f.startswith(PLUMBING)}:
             anywhere[frame] += count
-        if stack[-1].startswith(("select (", "poll (", "epoll")) or "selectors.py" in stack[-1]:
-            idle += count
-    print(f"## {path.name}: {total} samples, {100 * idle / total:.0f}% waiting in select\n")
+    print(f"## {path.name}: {total} samples\n")
     print("| self % | function | | inclusive % | function |\n|---|---|---|---|---|")
     for (name, n), (iname, i) in zip(own.most_common(top), anywhere.most_common(top), strict=False):
         print(f"| {100 * n / total:.1f} | {name} | | {100 * i / total:.1f} | {iname} |")

@@ -137,7 +137,7 @@ def print_wakeups(plan: list[RowSpec], results: dict[str, dict[str, Row | None]]
         for system, rows in results.items():
             row = rows.get(spec.name)
             for member, (wakeups, handles) in (row.wakeups if row else {}).items():
-                print(f"| {spec.name} | {system} | {member} | {wakeups:.1f} | {handles:.1f} |")
+                print(f"| {spec.name} | {system} | {member} | {wakeups:.2f} | {handles:.2f} |")
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .command import Command, CommandOutcome, has_immutable_arguments
-from .entry_context import run_in_entry
+from .entry_context import run_outside_entry
 from .replicated import ObjectSpec
 
 if TYPE_CHECKING:
@@ -206,4 +206,4 @@ class QueryMethod:
         if node.local_read_waits():
             await node.local_read_ready()
         # The attached instance never changes (a snapshot restores its state in place).
-        return run_in_entry(None, getattr(self._obj, self._method), args, kwargs)
+        return run_outside_entry(getattr(self._obj, self._method), args, kwargs)

@@ -145,3 +145,28 @@ def test_other_calls_without_a_round_trip_yield_too(call: str) -> None:
         method = getattr(cluster.nodes[cluster.leader], call)
         cluster.run(cluster.leader, _loop_for, 3 * ELECTION_TIMEOUT, method)
         assert cluster.terms() == before
+
+
+def test_a_local_read_sees_no_current_entry() -> None:
+    @replobj.replicated(name="tests.fair.Peek")
+    class Peek:
+        def touch(self) -> None:
+            """A command (every replicated class needs one)."""
+
+        @replobj.query
+        def entry(self) -> str:
+            """What ``current_entry()`` does in a query."""
+            try:
+                replobj.current_entry()
+            except replobj.errors.NoCurrentEntryError:
+                return "none"
+            return "some"
+
+    node = replobj.Node("p", listen=f"127.0.0.1:{_free_port()}", secret=replobj.new_secret())
+    peek = node.attach("peek", Peek())
+
+    async def main() -> str:
+        async with node:
+            return str(await peek.entry.local())
+
+    assert anyio.run(main) == "none"
