@@ -2,10 +2,14 @@
 
 A member process prints one JSON object per line on stdout and reads one request per
 line on stdin. Requests: ``{"op": "status"}`` → ``{"role", "term", "leader"}``;
-``{"op": "load", "concurrency": C, "warmup": W, "duration": D}`` → a :class:`LoadFigures`
-as a dict; ``{"op": "stop"}`` → ``null`` and the process exits. Replies are
-``{"ok": true, "value": ...}`` or ``{"ok": false, "error": TEXT}``; once serving, a
-member prints ``{"event": "ready"}``.
+``{"op": "cpu"}`` → ``{"cpu": seconds}`` (the process's CPU time so far, every thread;
+replobj members started with ``--count-wakeups`` add ``"wakeups"``, event-loop
+iterations, and ``"handles"``, callbacks run); ``{"op": "load", "kind": K,
+"concurrency": C, "batch": B, "warmup": W, "duration": D}`` → a :class:`LoadFigures` as a
+dict, where ``kind`` is one of :data:`KINDS`; ``{"op": "stop"}`` → ``null`` and the
+process exits. Replies are ``{"ok": true, "value": ...}`` or ``{"ok": false, "error":
+TEXT}``; once serving, a member prints ``{"event": "ready"}``. A member that cannot run a
+kind answers ``{"ok": false, "error": "unsupported: ..."}``.
 """
 
 from __future__ import annotations
@@ -13,10 +17,38 @@ from __future__ import annotations
 import json
 import sys
 import time
+import timeit
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["LoadFigures", "LoadWindow", "emit", "free_port", "percentile"]
+__all__ = [
+    "KINDS",
+    "LOCAL_CHUNK",
+    "SECRET_ENV",
+    "LoadFigures",
+    "LoadWindow",
+    "emit",
+    "free_port",
+    "percentile",
+    "yardstick_seconds",
+]
+
+KINDS = ("command", "read", "local", "bulk")
+"""What a load runs: commands (``incr()``), linearizable reads (``get()``), local reads
+(``get.local()``, or PySyncObj's plain attribute read) from one caller, and bulk submits
+(``incr.many`` of ``batch`` commands, or ``batch`` callbacks in flight for PySyncObj)."""
+
+SECRET_ENV = "REPLOBJ_BENCH_SECRET"
+"""Environment variable carrying a replobj cluster's secret to its members."""
+
+LOCAL_CHUNK = 100
+"""Local reads timed together (the clock would cost as much as the read)."""
+
+
+def yardstick_seconds() -> float:
+    """Seconds one ``sum(range(1000))`` takes here now (best of 5): the unit CPU per call
+    is expressed in, which cancels the machine's speed out of the figures."""
+    return min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000
 
 
 def emit(message: Any) -> None:
@@ -47,6 +79,8 @@ class LoadFigures:
     """What one load run measured in the client's process.
 
     :param calls: calls that completed inside the measured window.
+    :param total_calls: calls that completed during the whole run (warm-up included): the
+        divisor of the members' CPU time, which is measured around the whole run.
     :param errors: calls that failed (any time during the run).
     :param seconds: length of the measured window.
     :param p50_ms: median latency of the measured calls, milliseconds.
@@ -56,6 +90,7 @@ class LoadFigures:
     """
 
     calls: int
+    total_calls: int
     errors: int
     seconds: float
     p50_ms: float
@@ -73,8 +108,9 @@ class LoadFigures:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LoadFigures:
-        """The inverse of :meth:`to_json`."""
-        return cls(**data)
+        """The inverse of :meth:`to_json` (also of an older member's, without
+        ``total_calls``)."""
+        return cls(**{"total_calls": data["calls"], **data})
 
 
 class LoadWindow:
@@ -90,6 +126,8 @@ class LoadWindow:
         self.start = time.perf_counter() + warmup
         self.end = self.start + duration
         self.latencies: list[float] = []
+        self.calls = 0
+        self.total_calls = 0
         self.errors = 0
         self._began = (time.perf_counter(), time.process_time())
 
@@ -97,11 +135,15 @@ class LoadWindow:
         """Whether new calls may still be started."""
         return time.perf_counter() < self.end
 
-    def record(self, began: float) -> None:
-        """A call begun at ``began`` just completed."""
+    def record(self, began: float, calls: int = 1, per_call: bool = False) -> None:
+        """``calls`` calls begun at ``began`` just completed: one latency sample, of them
+        all (one call, or one bulk submit), or ``per_call`` (back-to-back calls timed
+        together: their mean)."""
         now = time.perf_counter()
+        self.total_calls += calls
         if self.start <= now < self.end:
-            self.latencies.append(now - began)
+            self.calls += calls
+            self.latencies.append((now - began) / (calls if per_call else 1))
 
     def figures(self) -> LoadFigures:
         """Summarise once every call has finished."""
@@ -109,7 +151,8 @@ class LoadWindow:
         wall = time.perf_counter() - self._began[0]
         cpu = time.process_time() - self._began[1]
         return LoadFigures(
-            calls=len(ordered),
+            calls=self.calls,
+            total_calls=self.total_calls,
             errors=self.errors,
             seconds=self.end - self.start,
             p50_ms=percentile(ordered, 0.50) * 1e3,

@@ -3,7 +3,10 @@
 Run by ``throughput.py`` as ``python benchmarks/_bench_replobj_member.py --id a ...``;
 speaks the JSON-lines protocol of :mod:`_bench_common` on stdin/stdout. A ``load``
 request runs the client inside this process: ``concurrency`` tasks each calling
-``await counter.incr()`` in a loop, whether this member leads or follows.
+``await counter.incr()`` (or ``get()``, ``get.local()``, ``incr.many(...)``: see
+``KINDS``) in a loop, whether this member leads or follows. The loop is uvloop when
+installed (``REPLOBJ_UVLOOP=0``: asyncio). ``--count-wakeups`` (asyncio only) counts
+event-loop iterations and callbacks run, reported by the ``cpu`` request.
 """
 
 from __future__ import annotations
@@ -21,10 +24,14 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _bench_common import LoadWindow, emit
+from _bench_common import LOCAL_CHUNK, SECRET_ENV, LoadWindow, emit
 
 import replobj
 from replobj.errors import ReplObjError
+from replobj.event_loop import backend_options
+
+WAKEUPS = {"wakeups": 0, "handles": 0}
+"""Event-loop iterations and callbacks run so far (with ``--count-wakeups``)."""
 
 
 @replobj.replicated
@@ -39,25 +46,69 @@ class Counter:
         self.value += n
         return self.value
 
+    @replobj.query
+    def get(self) -> int:
+        """The value."""
+        return self.value
 
-async def run_load(counter: Any, concurrency: int, warmup: float, duration: float) -> Any:
-    """``concurrency`` tasks calling ``counter.incr()`` until the window closes."""
-    window = LoadWindow(warmup, duration)
+
+async def run_load(counter: Any, request: dict[str, Any]) -> Any:
+    """``concurrency`` tasks running ``kind`` calls until the window closes."""
+    window = LoadWindow(request["warmup"], request["duration"])
+    kind, batch = request["kind"], request.get("batch", 1)
+    ones = [1] * batch
+
+    async def one_call() -> None:
+        began = time.perf_counter()
+        if kind == "command":
+            await counter.incr()
+        elif kind == "read":
+            await counter.get()
+        else:
+            await counter.incr.many(ones)
+        window.record(began, batch if kind == "bulk" else 1)
+
+    async def local_reads() -> None:
+        began = time.perf_counter()
+        local = counter.get.local
+        for _ in range(LOCAL_CHUNK):
+            await local()
+        window.record(began, LOCAL_CHUNK, per_call=True)
+
+    call = local_reads if kind == "local" else one_call
 
     async def client() -> None:
         while window.open():
-            began = time.perf_counter()
             try:
-                await counter.incr()
+                await call()
             except ReplObjError:
                 window.errors += 1
-                continue
-            window.record(began)
 
     async with anyio.create_task_group() as tasks:
-        for _ in range(concurrency):
+        for _ in range(request["concurrency"]):
             tasks.start_soon(client)
     return window.figures().to_json()
+
+
+def count_wakeups() -> None:
+    """Count asyncio's loop iterations and callbacks run (in :data:`WAKEUPS`)."""
+    import asyncio
+    import asyncio.base_events
+    import asyncio.events
+
+    run_once = asyncio.base_events.BaseEventLoop._run_once  # type: ignore[attr-defined]
+    handle_run = asyncio.events.Handle._run
+
+    def counted_run_once(self: Any) -> None:
+        WAKEUPS["wakeups"] += 1
+        run_once(self)
+
+    def counted_handle_run(self: Any) -> None:
+        WAKEUPS["handles"] += 1
+        handle_run(self)
+
+    asyncio.base_events.BaseEventLoop._run_once = counted_run_once  # type: ignore[attr-defined]
+    asyncio.events.Handle._run = counted_handle_run  # type: ignore[method-assign]
 
 
 async def serve(node: replobj.Node, counter: Any) -> None:
@@ -75,10 +126,10 @@ async def serve(node: replobj.Node, counter: Any) -> None:
                 if op == "status":
                     status = node.status()
                     value = {"role": status.role, "term": status.term, "leader": status.leader}
+                elif op == "cpu":
+                    value = {"cpu": time.process_time(), **WAKEUPS}
                 elif op == "load":
-                    value = await run_load(
-                        counter, request["concurrency"], request["warmup"], request["duration"]
-                    )
+                    value = await run_load(counter, request)
                 else:
                     raise ValueError(f"unknown op {op!r}")
                 emit({"ok": True, "value": value})
@@ -94,6 +145,7 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--election-timeout", type=float, default=1.0)
     parser.add_argument("--heartbeat", type=float, default=0.1)
+    parser.add_argument("--count-wakeups", action="store_true", help="asyncio loop only")
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO,
@@ -106,12 +158,16 @@ def main() -> None:
         listen=peers[args.id],
         peers=peers,
         data_dir=args.data_dir,
-        secret=os.environ.get("REPLOBJ_SECRET"),
+        secret=os.environ[SECRET_ENV],
         election_timeout=args.election_timeout,
         heartbeat_interval=args.heartbeat,
     )
     counter = node.attach("counter", Counter())
-    anyio.run(serve, node, counter)
+    if args.count_wakeups:
+        count_wakeups()
+        anyio.run(serve, node, counter)
+    else:
+        anyio.run(serve, node, counter, backend_options=backend_options())
 
 
 if __name__ == "__main__":

@@ -28,9 +28,6 @@ import anyio
 
 import replobj
 
-SECRET = replobj.new_secret()
-"""A random cluster secret for this module's nodes."""
-
 
 @replobj.replicated(name="bench.Counter")
 class Counter:
@@ -54,8 +51,9 @@ def _free_port() -> int:
 async def measure(where: str, in_flight: int, seconds: float) -> tuple[float, float]:
     """Calls/s and CPU µs per call with ``in_flight`` callers on the leader or a follower."""
     addresses = {f"n{i}": f"127.0.0.1:{_free_port()}" for i in range(3)}
+    secret = replobj.new_secret()
     nodes = {
-        n: replobj.Node(n, secret=SECRET, listen=a, peers=addresses) for n, a in addresses.items()
+        n: replobj.Node(n, listen=a, peers=addresses, secret=secret) for n, a in addresses.items()
     }
     proxies = {n: node.attach("counter", Counter()) for n, node in nodes.items()}
     done = 0

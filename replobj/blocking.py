@@ -14,6 +14,7 @@ from typing import Any
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from . import errors
+from .event_loop import backend_options
 from .node import Node, NodeStatus
 from .proxy import CommandMethod, ObjectProxy, QueryMethod
 from .raft.types import NodeId
@@ -25,7 +26,8 @@ class BlockingNode:
     """A :class:`Node` driven from synchronous code; same arguments as :class:`Node`.
 
     Use as ``with BlockingNode(...) as node:`` or call :meth:`start` and :meth:`close`.
-    ``backend`` picks the event loop (``"asyncio"`` or ``"trio"``).
+    ``backend`` picks the event loop (``"asyncio"`` or ``"trio"``); on asyncio it is
+    uvloop when installed (the ``replobj[fast]`` extra; see :mod:`replobj.event_loop`).
     """
 
     def __init__(self, node_id: NodeId, *, backend: str = "asyncio", **options: Any) -> None:
@@ -50,7 +52,7 @@ class BlockingNode:
             raise errors.NodeClosedError(
                 f"node {self.node.id!r} is already running; close() it before starting it again"
             )
-        self._portal_cm = start_blocking_portal(self._backend)
+        self._portal_cm = start_blocking_portal(self._backend, backend_options(self._backend))
         self._portal = self._portal_cm.__enter__()
         try:
             self._portal.start_task(self.node.serve)

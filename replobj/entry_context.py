@@ -22,7 +22,7 @@ from typing import Any
 from .errors import NoCurrentEntryError
 from .raft.types import LogIndex, Term
 
-__all__ = ["EntryInfo", "current_entry", "run_in_entry"]
+__all__ = ["EntryInfo", "current_entry", "run_in_entry", "run_outside_entry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +88,12 @@ def run_in_entry(
         return fn(*args, **kwargs)
     finally:
         _current.reset(token)
+
+
+def run_outside_entry(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``fn(*args, **kwargs)`` with no current entry (a query): :func:`run_in_entry` with
+    ``None``, without its cost in the usual case where no entry is current (a local read
+    from a task: entries are current only while a command applies)."""
+    if _current.get() is None:
+        return fn(*args, **kwargs)
+    return run_in_entry(None, fn, args, kwargs)

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from . import errors
 from .command import Command, CommandOutcome, encode_command
@@ -18,6 +19,9 @@ from .raft.types import ClusterConfig, NodeId
 from .runtime import CallTicket, RaftRuntime
 from .runtime_options import RuntimeOptions
 from .statemachine import ApplyOutcome
+
+FAIR_SLICE = 0.001
+"""Seconds a task may run calls that need no round-trip before one of them yields."""
 
 
 class NodeCalls:
@@ -36,6 +40,8 @@ class NodeCalls:
     _in_flight_heap: list[int]
     _restarted: bool
     _member_of: ClusterConfig | None
+    _yielded_at: float = 0.0
+    """``time.monotonic()`` when a call of this node last yielded in :meth:`fair_checkpoint`."""
 
     @property
     def runtime(self) -> RaftRuntime:
@@ -49,18 +55,47 @@ class NodeCalls:
             )
         return self._runtime
 
-    async def local_read_ready(self) -> None:
-        """Before the first local read after a restart, catch up past what was served before.
+    def local_read_waits(self) -> bool:
+        """Whether the next local read must first await :meth:`local_read_ready`: the node
+        is stopped or restarted, or more than :data:`FAIR_SLICE` passed since a call last
+        yielded. Otherwise (the common case) the read runs at once, without a trip
+        through the event loop."""
+        return (
+            self._runtime is None
+            or self._restarted
+            or time.monotonic() - self._yielded_at >= FAIR_SLICE
+        )
 
-        A restarted node rebuilds its state from its snapshot and log (a node started to
-        join, perhaps after its directory was wiped, from nothing), so until it has applied
-        what the cluster had committed its local state may be older than what it served
-        before; one ReadIndex barrier closes that gap (local reads never go backwards on a
-        node).
+    async def local_read_ready(self) -> None:
+        """Make the next local read safe and fair.
+
+        Before the first local read after a restart, catch up past what was served
+        before: a restarted node rebuilds its state from its snapshot and log (a node
+        started to join, perhaps after its directory was wiped, from nothing), so until it
+        has applied what the cluster had committed its local state may be older than what
+        it served before; one ReadIndex barrier closes that gap (local reads never go
+        backwards on a node). Otherwise yield to the event loop (:meth:`fair_checkpoint`).
+
+        :raises ~replobj.errors.NodeStoppedError: if the node is not running.
         """
+        self.runtime  # noqa: B018 - fail fast with NodeStoppedError
         if self._restarted:
             await self.read_barrier()
             self._restarted = False
+        await self.fair_checkpoint()
+
+    async def fair_checkpoint(self) -> None:
+        """Yield to the event loop, so a loop of calls that need no round-trip (local
+        reads, :meth:`wait_for_leader` with a known leader) cannot starve the node's own
+        tasks: its heartbeats, its election timer, its receiving.
+
+        A real checkpoint costs a trip through the event loop (several microseconds), far
+        more than a local read, so callers on the hot path skip it while less than
+        :data:`FAIR_SLICE` passed since the last one (see :meth:`local_read_waits`); a task
+        looping on them then yields at least once a millisecond.
+        """
+        await anyio.lowlevel.checkpoint()
+        self._yielded_at = time.monotonic()
 
     def _check_member(self) -> None:
         raft = self.runtime.raft
@@ -154,6 +189,33 @@ class NodeCalls:
         :raises ~replobj.errors.NodeRemovedError: if this node is no longer a member.
         """
         ticket, outcome = await self._applied_ticket(cmd.seq, payload, timeout, local)
+        return self._own_outcome(cmd, ticket, outcome)
+
+    async def call_commands(
+        self,
+        cmds: list[Command],
+        payloads: list[bytes],
+        timeout: float | None,
+        local: list[Command | None],
+    ) -> list[CommandOutcome | errors.CallTimeoutError]:
+        """Submit every command at once and return each one's own outcome, in order.
+
+        They go to the leader together (packed into as few entries as fit) and are
+        awaited together; a command not applied by ``timeout`` gets a
+        :class:`~replobj.errors.CallTimeoutError` in its place (whose ``outcome_known``
+        is its own). Retries, exactly-once and ``local`` are as for :meth:`call_command`.
+
+        :raises ~replobj.errors.NodeRemovedError: if this node is no longer a member.
+        """
+        applied = await self._applied_tickets(cmds, payloads, timeout, local)
+        return [
+            self._own_outcome(cmd, *outcome) if isinstance(outcome, tuple) else outcome
+            for cmd, outcome in zip(cmds, applied, strict=True)
+        ]
+
+    @staticmethod
+    def _own_outcome(cmd: Command, ticket: CallTicket, outcome: ApplyOutcome) -> CommandOutcome:
+        """``cmd``'s outcome out of its entry's (several commands may share one entry)."""
         if outcome.error is not None:
             return CommandOutcome(cmd.client_id, cmd.seq, error=outcome.error)
         commands = outcome.commands
@@ -167,6 +229,49 @@ class NodeCalls:
         raise errors.ReplObjError(  # pragma: no cover - the state machine always answers
             f"the entry applied for {cmd.call} holds no outcome for it"
         )
+
+    async def _applied_tickets(
+        self,
+        cmds: list[Command],
+        payloads: list[bytes],
+        timeout: float | None,
+        local: list[Command | None],
+    ) -> list[tuple[CallTicket, ApplyOutcome] | errors.CallTimeoutError]:
+        """:meth:`_applied_ticket` for many payloads at once: each retried on its own."""
+        limit = timeout or self.call_timeout
+        deadline = time.monotonic() + limit
+        attempt = 2 * self._options.election_timeout
+        applied: list[tuple[CallTicket, ApplyOutcome] | None] = [None] * len(payloads)
+        reached_log = [False] * len(payloads)
+        pending = list(range(len(payloads)))
+        try:
+            self._check_member()
+            while pending and (now := time.monotonic()) < deadline:
+                runtime = self.runtime
+                until = min(deadline, now + attempt)
+                tickets = [runtime.submit(payloads[i], until, local[i]) for i in pending]
+                for ticket in tickets:
+                    if not ticket.done:
+                        await ticket.wait()
+                refused, still = False, []
+                for i, ticket in zip(pending, tickets, strict=True):
+                    reached_log[i] = reached_log[i] or (ticket.sent and not ticket.refused)
+                    if ticket.applied and isinstance(ticket.result, ApplyOutcome):
+                        applied[i] = (ticket, ticket.result)
+                    else:
+                        still.append(i)
+                        refused = refused or isinstance(ticket.error, errors.RaftRefusedError)
+                pending = still
+                if refused:
+                    await self._wait_role_change()
+                self._check_member()
+        finally:
+            for cmd in cmds:
+                self.finish_command(cmd.seq)
+        return [
+            _timeout_error(limit, reached_log[i]) if outcome is None else outcome
+            for i, outcome in enumerate(applied)
+        ]
 
     async def _applied_ticket(
         self, seq: int, payload: bytes, timeout: float | None, local: Command | None
@@ -189,15 +294,7 @@ class NodeCalls:
                 self._check_member()
         finally:
             self.finish_command(seq)
-        raise errors.CallTimeoutError(
-            f"the call did not complete within {limit:.1f}s "
-            + (
-                "(a leader may have appended it: it may still apply, at most once)"
-                if reached_log
-                else "(no leader appended it: it did not and will not apply)"
-            ),
-            outcome_known=not reached_log,
-        )
+        raise _timeout_error(limit, reached_log)
 
     async def _wait_role_change(self) -> None:
         with anyio.move_on_after(self._options.heartbeat_interval * 2):
@@ -229,3 +326,16 @@ class NodeCalls:
         raise errors.CallTimeoutError(
             f"no leader confirmed a linearizable read within {limit:.1f}s", outcome_known=True
         )
+
+
+def _timeout_error(limit: float, reached_log: bool) -> errors.CallTimeoutError:
+    """The error of a command not applied within ``limit`` seconds."""
+    return errors.CallTimeoutError(
+        f"the call did not complete within {limit:.1f}s "
+        + (
+            "(a leader may have appended it: it may still apply, at most once)"
+            if reached_log
+            else "(no leader appended it: it did not and will not apply)"
+        ),
+        outcome_known=not reached_log,
+    )

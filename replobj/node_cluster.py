@@ -141,6 +141,7 @@ class ClusterOperations(NodeCalls):
 
         :raises ~replobj.errors.CallTimeoutError: if none is elected in time.
         """
+        await self.fair_checkpoint()
         limit = timeout or self.call_timeout
         with anyio.move_on_after(limit):
             while self.runtime.raft.leader is None:
@@ -222,6 +223,7 @@ class ClusterOperations(NodeCalls):
         :raises ~replobj.errors.UnpicklableStateError: if an object's state cannot be
             pickled (the node keeps its log and serves on).
         """
+        await self.fair_checkpoint()
         meta = self.runtime.take_snapshot()
         return meta.last_index if meta else self.runtime.raft.snapshot.last_index
 

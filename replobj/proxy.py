@@ -7,11 +7,12 @@ barrier (ReadIndex); ``await proxy.q.local(...)`` runs it on this replica at onc
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .command import has_immutable_arguments
+from .command import Command, CommandOutcome, has_immutable_arguments
+from .entry_context import run_outside_entry
 from .replicated import ObjectSpec
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class ObjectProxy:
         if spec.is_command(method):
             found = CommandMethod(self._node, self._name, spec, method)
         elif spec.is_query(method):
-            found = QueryMethod(self._node, self._name, method)
+            found = QueryMethod(self._node, self._name, method, self._obj)
         else:
             raise errors.UnknownMethodError(
                 f"{spec.class_name} has no command or query {method!r} "
@@ -87,16 +88,101 @@ class CommandMethod:
         outcome = await node.call_command(cmd, payload, timeout, local)
         return outcome.result()
 
+    async def many(
+        self,
+        *arguments: Iterable[Any],
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """Run the command once per set of arguments, all behind one awaitable, like
+        :func:`map`: ``await kv.set.many(keys, values)`` calls ``set(keys[i], values[i])``
+        for every ``i``, in that order, and returns the results in that order.
+
+        The commands are submitted together, so they share log entries, fsyncs and
+        messages: a bulk load costs a fraction of as many single calls. Each is a command
+        of its own: it applies exactly once, also when a leader change makes it retry,
+        and sees its own :func:`~replobj.current_entry`. A command that raises does not
+        stop the others: every command is applied (or timed out) before this returns.
+
+        :param arguments: one iterable per positional parameter, all of the same length.
+        :param timeout: seconds for the whole batch (default: the node's ``call_timeout``).
+        :param return_exceptions: put each command's exception (the one it raised, or
+            its :class:`~replobj.errors.CallTimeoutError`) in its place in the list
+            instead of raising the first one once all are done.
+        :raises ~replobj.errors.ConfigurationError: if the iterables differ in length or
+            none is given (nothing was sent).
+        :raises ~replobj.errors.UnpicklableArgumentError: before anything is sent.
+        :raises ~replobj.errors.CallTimeoutError: for the first command (in order) that
+            did not complete in time, unless ``return_exceptions``.
+        :raises Exception: the first exception a command raised, unless
+            ``return_exceptions``.
+        """
+        node = self._node
+        node.runtime  # noqa: B018 - fail fast with NodeStoppedError
+        node.check_object(self._name)
+        calls = _zip_arguments(self._method, arguments)
+        if not calls:
+            await node.fair_checkpoint()
+            return []
+        cmds: list[Command] = []
+        payloads: list[bytes] = []
+        local: list[Command | None] = []
+        try:
+            for args in calls:
+                cmd, payload = node.new_command(
+                    self._name, self._spec.class_name, self._method, args, {}
+                )
+                cmds.append(cmd)
+                payloads.append(payload)
+                local.append(cmd if has_immutable_arguments(cmd) else None)
+        except BaseException:
+            for cmd in cmds:
+                node.finish_command(cmd.seq)
+            raise
+        outcomes = await node.call_commands(cmds, payloads, timeout, local)
+        return _results(outcomes, return_exceptions)
+
+
+def _zip_arguments(method: str, arguments: tuple[Iterable[Any], ...]) -> list[tuple[Any, ...]]:
+    """The argument tuples of :meth:`CommandMethod.many`."""
+    columns = [list(column) for column in arguments]
+    lengths = {len(column) for column in columns}
+    if len(lengths) != 1:
+        raise errors.ConfigurationError(
+            f"{method}.many() takes one iterable per positional parameter, all of the same "
+            f"length; got {len(columns)} of lengths {[len(c) for c in columns]}"
+        )
+    return list(zip(*columns, strict=True))
+
+
+def _results(
+    outcomes: list[CommandOutcome | errors.CallTimeoutError], return_exceptions: bool
+) -> list[Any]:
+    results: list[Any] = []
+    first_error: BaseException | None = None
+    for outcome in outcomes:
+        error = outcome if isinstance(outcome, BaseException) else outcome.error
+        if error is not None:
+            first_error = first_error or error
+            results.append(error)
+        else:
+            assert isinstance(outcome, CommandOutcome)
+            results.append(outcome.value)
+    if first_error is not None and not return_exceptions:
+        raise first_error
+    return results
+
 
 class QueryMethod:
     """``await proxy.query(...)`` (linearizable) or ``await proxy.query.local(...)``."""
 
-    __slots__ = ("_method", "_name", "_node")
+    __slots__ = ("_method", "_name", "_node", "_obj")
 
-    def __init__(self, node: Node, name: str, method: str) -> None:
+    def __init__(self, node: Node, name: str, method: str, obj: object) -> None:
         self._node = node
         self._name = name
         self._method = method
+        self._obj = obj
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the query once this replica has applied every earlier committed write."""
@@ -105,8 +191,19 @@ class QueryMethod:
         return self._node.statemachine.run_query(self._name, self._method, args, kwargs)
 
     async def local(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the query on this replica's current state: no round-trip, maybe stale."""
-        self._node.runtime  # noqa: B018 - fail fast with NodeStoppedError
-        self._node.check_object(self._name)
-        await self._node.local_read_ready()
-        return self._node.statemachine.run_query(self._name, self._method, args, kwargs)
+        """Run the query on this replica's current state: no round-trip, maybe stale.
+
+        Close to a method call: it yields to the event loop only when a millisecond
+        passed since a call of this node last did, so a loop of local reads still lets
+        the node send its heartbeats (see :meth:`~replobj.node.Node.fair_checkpoint`).
+
+        :raises ~replobj.errors.NodeStoppedError: if the node is not running.
+        :raises ~replobj.errors.ClassMismatchError: if this replica of the object diverged.
+        """
+        node = self._node
+        if node.diverged:
+            node.check_object(self._name)
+        if node.local_read_waits():
+            await node.local_read_ready()
+        # The attached instance never changes (a snapshot restores its state in place).
+        return run_outside_entry(getattr(self._obj, self._method), args, kwargs)

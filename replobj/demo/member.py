@@ -40,6 +40,7 @@ from typing import Any, TextIO
 import anyio
 import anyio.from_thread
 
+from ..event_loop import backend_options
 from ..node import Node
 from ..secret import check_secret
 from ..transport import FaultyTransport, Transport
@@ -130,7 +131,11 @@ def serve_member(objects: ObjectFactories, argv: list[str] | None = None) -> int
     control = sys.stdout
     sys.stdout = sys.stderr  # what the application prints goes to the log, not the channel
     try:
-        anyio.run(_Member(node, proxies, control).run, backend=args.backend)
+        anyio.run(
+            _Member(node, proxies, control).run,
+            backend=args.backend,
+            backend_options=backend_options(args.backend),
+        )
     finally:
         sys.stdout = control
     return 0
