@@ -217,6 +217,13 @@ class CallTimeoutError(ReplObjError, TimeoutError):
         self.outcome_known = outcome_known
 
 
+class ClusterStalledError(CallTimeoutError):
+    """A call timed out because no leader can be elected: voters that rejoined empty withhold
+    their votes and leave no quorum. The message names each survivor's last index and points
+    to the disaster-recovery path in docs/operations.md ("Disaster recovery: a stalled
+    cluster"). A :class:`CallTimeoutError`, so existing handlers keep working."""
+
+
 class CommandTooLargeError(ReplObjError, ValueError):
     """A command's encoded arguments exceed what one message may carry; nothing was sent."""
 
@@ -228,11 +235,6 @@ class NodeRemovedError(ReplObjError, RuntimeError):
 
 class NodeClosedError(ReplObjError, RuntimeError):
     """The node was used in a way its lifecycle does not allow (e.g. started twice at once)."""
-
-
-class ClusterStalledError(ReplObjError, RuntimeError):
-    """No quorum can form: members that rejoined empty withhold their votes. The message names
-    each survivor's last index and points to the disaster-recovery path in docs/operations.md."""
 
 
 class NodeStoppedError(ReplObjError, RuntimeError):

@@ -139,24 +139,14 @@ class Node(ClusterOperations):
         cluster_id: str | None = None,
         force_new_cluster: bool = False,
     ) -> None:
-        if cluster_id is not None and (not isinstance(cluster_id, str) or not cluster_id):
-            raise errors.ConfigurationError(
-                f"cluster_id must be a non-empty str (the id another member's status() "
-                f"shows) or None, got {cluster_id!r}"
-            )
+        self.secret = check_secret(secret, parameter="secret")
+        self.peers = checks.check_node_parameters(locals())
         self._pinned_cluster_id = cluster_id or ""
         self._identity: IdentityKeeper | None = None
         self.id = node_id
         self.listen = listen
-        self.secret = check_secret(secret, parameter="secret")
-        self.peers = checks.check_node_parameters(locals())
         self.data_dir = data_dir
         self.join = join
-        if force_new_cluster and join:
-            raise errors.ConfigurationError(
-                "force_new_cluster=True restarts a member on its own data; join=True starts "
-                "one on an empty store: pass only one of them"
-            )
         self.force_new_cluster = force_new_cluster
         self.transport_kind = transport
         self._tls = (tls_server, tls_client)

@@ -269,7 +269,7 @@ class NodeCalls:
             for cmd in cmds:
                 self.finish_command(cmd.seq)
         return [
-            _timeout_error(limit, reached_log[i]) if outcome is None else outcome
+            self._timed_out(limit, reached_log[i]) if outcome is None else outcome
             for i, outcome in enumerate(applied)
         ]
 
@@ -294,7 +294,7 @@ class NodeCalls:
                 self._check_member()
         finally:
             self.finish_command(seq)
-        raise _timeout_error(limit, reached_log)
+        raise self._timed_out(limit, reached_log)
 
     async def _wait_role_change(self) -> None:
         with anyio.move_on_after(self._options.heartbeat_interval * 2):
@@ -323,8 +323,25 @@ class NodeCalls:
                     await runtime.applied.wait_for(index)
                     return
                 runtime.forget(pending)
-        raise errors.CallTimeoutError(
-            f"no leader confirmed a linearizable read within {limit:.1f}s", outcome_known=True
+        raise self._stalled_or(
+            errors.CallTimeoutError(
+                f"no leader confirmed a linearizable read within {limit:.1f}s", outcome_known=True
+            )
+        )
+
+    def _timed_out(self, limit: float, reached_log: bool) -> errors.CallTimeoutError:
+        return self._stalled_or(_timeout_error(limit, reached_log))
+
+    def _stalled_or(self, timeout: errors.CallTimeoutError) -> errors.CallTimeoutError:
+        """``timeout``, or a :class:`~replobj.errors.ClusterStalledError` saying why no
+        leader can be elected when this member has diagnosed a stall."""
+        runtime = self._runtime
+        stall = None if runtime is None else runtime.raft.status().stalled
+        if stall is None:
+            return timeout
+        return errors.ClusterStalledError(
+            f"{timeout}; the cluster is stalled: {stall.describe()}",
+            outcome_known=timeout.outcome_known,
         )
 
 

@@ -292,4 +292,28 @@ def check_node_parameters(given: Mapping[str, Any]) -> dict[NodeId, str]:
         tls_client=given["tls_client"],
         seed=given["seed"],
     )
+    check_recovery(
+        given["cluster_id"], force_new_cluster=given["force_new_cluster"], join=given["join"]
+    )
     return peers
+
+
+def check_recovery(cluster_id: object, *, force_new_cluster: object, join: bool) -> None:
+    """Check ``cluster_id`` and ``force_new_cluster`` (which excludes ``join``).
+
+    :raises ~replobj.errors.ConfigurationError: naming the parameter.
+    """
+    if cluster_id is not None and (not isinstance(cluster_id, str) or not cluster_id):
+        raise ConfigurationError(
+            "cluster_id must be a non-empty str (the id another member's status() shows) "
+            f"or None, got {cluster_id!r}"
+        )
+    if not isinstance(force_new_cluster, bool):
+        raise ConfigurationError(
+            f"force_new_cluster must be True or False, got {force_new_cluster!r}"
+        )
+    if force_new_cluster and join:
+        raise ConfigurationError(
+            "force_new_cluster=True restarts a member on its own data; join=True starts one "
+            "on an empty store: pass only one of them"
+        )

@@ -149,7 +149,9 @@ class ClusterOperations(NodeCalls):
             leader = self.runtime.raft.leader
             assert leader is not None
             return leader
-        raise errors.CallTimeoutError(f"no leader elected within {limit:.1f}s", outcome_known=True)
+        raise self._stalled_or(
+            errors.CallTimeoutError(f"no leader elected within {limit:.1f}s", outcome_known=True)
+        )
 
     async def add_member(
         self, node_id: NodeId, address: str, *, voter: bool = True, timeout: float | None = None

@@ -108,6 +108,10 @@ async def test_a_stalled_cluster_says_why_and_a_forced_survivor_recovers_it(
             assert len(stalled_logs) == 1, [r.getMessage() for r in stalled_logs]
             assert stalled_logs[0].levelno == logging.ERROR
             assert "force_new_cluster" in stalled_logs[0].getMessage()
+            with pytest.raises(errors.ClusterStalledError, match="force_new_cluster") as timed:
+                await members.proxies["n2"].add.call(("while stalled",), {}, timeout=1.0)
+            assert isinstance(timed.value, errors.CallTimeoutError)
+            assert timed.value.outcome_known
 
             await members.stop("n2")
             forced = await members.start("n2", force_new_cluster=True)

@@ -240,7 +240,13 @@ class Nemesis:
 
     async def _wipe_and_rejoin(self, target: str) -> str:
         """SIGKILL ``target``, delete everything in its data directory (it may be a mount
-        point), and restart it under its id with ``join=True``."""
+        point), restart it under its id with ``join=True``, and wait until it has caught up.
+
+        Waiting is the documented operator rule (docs/operations.md): wipe one member at a
+        time. Two members that both rejoined empty before catching up withhold their votes
+        and leave no quorum; the cluster then reports a stall instead of electing
+        (tests/integration/test_stalled_cluster.py covers that case on purpose).
+        """
         await self.cluster.kill(target)
         spec = self.cluster.specs[target]
         for child in spec.data_dir.iterdir():
@@ -254,7 +260,8 @@ class Nemesis:
         except MemberError as error:
             self.problems.append(f"{target} did not restart on a wiped directory: {error}")
             return "restart failed"
-        return ""
+        index = await self.cluster.wait_caught_up([target], timeout=30.0)
+        return f"caught up to {index}"
 
     async def _pause(self, target: str) -> str:
         pid = self.cluster.members[target].pid
