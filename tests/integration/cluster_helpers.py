@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,35 +53,61 @@ class Register:
 
 
 class Cluster:
-    """Starts, stops and restarts Nodes of one cluster inside a task group."""
+    """Starts, stops and restarts Nodes of one cluster inside a task group.
 
-    def __init__(self, tasks: anyio.abc.TaskGroup, root: Path, size: int) -> None:
+    :param size: members ``n0``.. unless ``ids`` names them.
+    :param options: ``Node`` keyword arguments for every member (fast timeouts by default);
+        :meth:`start` may override them per member.
+    """
+
+    def __init__(
+        self,
+        tasks: anyio.abc.TaskGroup,
+        root: Path,
+        size: int = 3,
+        *,
+        ids: Sequence[str] | None = None,
+        **options: Any,
+    ) -> None:
         self.tasks = tasks
         self.root = root
-        self.addresses = {f"n{i}": f"127.0.0.1:{free_port()}" for i in range(size)}
+        names = list(ids) if ids is not None else [f"n{i}" for i in range(size)]
+        self.addresses = {node_id: f"127.0.0.1:{free_port()}" for node_id in names}
+        self.options: dict[str, Any] = {
+            "secret": SECRET,
+            "election_timeout": 0.4,
+            "heartbeat_interval": 0.05,
+            "call_timeout": 10.0,
+            **options,
+        }
         self.nodes: dict[str, replobj.Node] = {}
         self.proxies: dict[str, Any] = {}
+        self.replicas: dict[str, Register] = {}
         print(f"cluster addresses {self.addresses}, data under {root}")
 
-    def make(self, node_id: str, *, join: bool = False) -> replobj.Node:
-        """A Node for ``node_id`` with fast timeouts and a RocksDB dir under the root."""
+    def make(
+        self, node_id: str, *, join: bool = False, data_dir: Path | None = None, **options: Any
+    ) -> replobj.Node:
+        """A Node for ``node_id`` on its RocksDB dir under the root (or ``data_dir``); a
+        joining node gets no address book unless ``peers`` is given."""
+        peers = options.pop("peers", None if join else dict(self.addresses))
         node = replobj.Node(
             node_id,
-            secret=SECRET,
             listen=self.addresses[node_id],
-            peers=None if join else dict(self.addresses),
-            data_dir=self.root / node_id,
+            peers=peers,
+            data_dir=data_dir or self.root / node_id,
             join=join,
-            election_timeout=0.4,
-            heartbeat_interval=0.05,
-            call_timeout=10.0,
+            **{**self.options, **options},
         )
-        self.proxies[node_id] = node.attach("reg", Register())
+        self.replicas[node_id] = Register()
+        self.proxies[node_id] = node.attach("reg", self.replicas[node_id])
         return node
 
-    async def start(self, node_id: str, *, join: bool = False) -> replobj.Node:
+    async def start(
+        self, node_id: str, *, join: bool = False, data_dir: Path | None = None, **options: Any
+    ) -> replobj.Node:
         """Create and start ``node_id``."""
-        node = self.make(node_id, join=join)
+        node = self.make(node_id, join=join, data_dir=data_dir, **options)
         await self.tasks.start(node.serve)
         self.nodes[node_id] = node
         return node

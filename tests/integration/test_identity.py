@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.abc
 import pytest
-from cluster_helpers import Register, free_port
+from cluster_helpers import Cluster, Register, free_port
 
 import replobj
 from replobj.errors import ForeignDataDirError
@@ -27,54 +26,10 @@ NODES = ("a", "b", "c")
 SECRET = replobj.new_secret()
 
 
-class SmallCluster:
-    """Three nodes on RocksDB directories under ``root``, with the same ids and secret."""
-
-    def __init__(self, tasks: anyio.abc.TaskGroup, root: Path, name: str) -> None:
-        """Pick the addresses; nothing starts yet."""
-        self.tasks, self.root, self.name = tasks, root, name
-        self.addresses = {node: f"127.0.0.1:{free_port()}" for node in NODES}
-        self.nodes: dict[str, replobj.Node] = {}
-        self.proxies: dict[str, Any] = {}
-        print(f"cluster {name}: {self.addresses}, data under {root}")
-
-    def make(self, node_id: str, data_dir: Path | None = None) -> replobj.Node:
-        """A node of this cluster on ``data_dir`` (its own directory by default)."""
-        node = replobj.Node(
-            node_id,
-            listen=self.addresses[node_id],
-            peers=dict(self.addresses),
-            data_dir=data_dir or self.root / node_id,
-            secret=SECRET,
-            election_timeout=0.3,
-            heartbeat_interval=0.05,
-            call_timeout=5.0,
-        )
-        self.proxies[node_id] = node.attach("reg", Register())
-        return node
-
-    async def start(self, node_id: str, data_dir: Path | None = None) -> replobj.Node:
-        """Start ``node_id`` (on ``data_dir`` if given)."""
-        node = self.make(node_id, data_dir)
-        await self.tasks.start(node.serve)
-        self.nodes[node_id] = node
-        return node
-
-    async def start_all(self) -> None:
-        """Start every member."""
-        for node_id in NODES:
-            await self.start(node_id)
-
-    async def wait_until(self, condition: Any, timeout: float = 10.0) -> None:
-        """Poll ``condition`` until it holds (deadline-bounded)."""
-        with anyio.fail_after(timeout):
-            while not condition():  # noqa: ASYNC110 - polling state the nodes expose
-                await anyio.sleep(0.02)
-
-    async def close(self) -> None:
-        """Stop every running node."""
-        for node_id in list(self.nodes):
-            await self.nodes.pop(node_id).aclose()
+def small_cluster(tasks: anyio.abc.TaskGroup, root: Path) -> Cluster:
+    """Three nodes on RocksDB directories under ``root``, with the same ids and secret as
+    every other cluster of this module."""
+    return Cluster(tasks, root, ids=NODES, secret=SECRET, election_timeout=0.3, call_timeout=5.0)
 
 
 def stamp_of(data_dir: Path) -> StoreIdentity | None:
@@ -91,7 +46,7 @@ async def test_every_member_learns_one_cluster_id_and_stamps_its_directory(
     tmp_path: Path, anyio_backend: str
 ) -> None:
     async with anyio.create_task_group() as tasks:
-        cluster = SmallCluster(tasks, tmp_path, "X")
+        cluster = small_cluster(tasks, tmp_path)
         await cluster.start_all()
         await cluster.proxies["a"].add("x1")
         await cluster.wait_until(lambda: all(n.cluster_id for n in cluster.nodes.values()))
@@ -209,8 +164,8 @@ async def test_another_clusters_directory_never_leaks_its_entries(
     tmp_path: Path, anyio_backend: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with anyio.create_task_group() as tasks:
-        x = SmallCluster(tasks, tmp_path / "x", "X")
-        y = SmallCluster(tasks, tmp_path / "y", "Y")
+        x = small_cluster(tasks, tmp_path / "x")
+        y = small_cluster(tasks, tmp_path / "y")
         await x.start_all()
         await y.start_all()
         await x.proxies["a"].add("from-x")
@@ -249,7 +204,7 @@ async def test_a_directory_moved_on_purpose_keeps_its_member_with_a_new_address(
     tmp_path: Path, anyio_backend: str
 ) -> None:
     async with anyio.create_task_group() as tasks:
-        cluster = SmallCluster(tasks, tmp_path, "X")
+        cluster = small_cluster(tasks, tmp_path)
         await cluster.start_all()
         await cluster.proxies["a"].add("before")
         await cluster.wait_until(lambda: all(n.stamped_cluster_id for n in cluster.nodes.values()))

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
-from cluster_helpers import Register, free_port
+from cluster_helpers import Cluster
 
 import replobj
 from replobj.raft.messages import InstallSnapshot, Message
@@ -24,8 +24,6 @@ from replobj.raft.types import NodeId
 from replobj.transport import FaultyTransport, Transport
 
 NODES = ("a", "b", "c")
-
-SECRET = replobj.new_secret()
 
 
 class GarblingTransport(FaultyTransport):
@@ -44,41 +42,22 @@ class GarblingTransport(FaultyTransport):
         super().send(to, message)
 
 
-class Trio:
+class Trio(Cluster):
     """Three nodes on RocksDB directories with garbling transports and small snapshots."""
 
     def __init__(self, tasks: anyio.abc.TaskGroup, root: Path) -> None:
         """Pick the addresses; nothing starts yet."""
-        self.tasks, self.root = tasks, root
-        self.addresses = {node: f"127.0.0.1:{free_port()}" for node in NODES}
-        self.nodes: dict[str, replobj.Node] = {}
-        self.proxies: dict[str, Any] = {}
+        super().__init__(tasks, root, ids=NODES, election_timeout=0.3, snapshot_entries=5)
         self.links: dict[str, GarblingTransport] = {}
-        print(f"cluster {self.addresses}, data under {root}")
 
-    async def start(self, node_id: str) -> replobj.Node:
-        """Start ``node_id`` on its directory."""
+    async def start(self, node_id: str, **options: Any) -> replobj.Node:
+        """Start ``node_id`` on its directory, its links wrapped in a garbling transport."""
 
         def wrap(inner: Transport) -> Transport:
             link = self.links[node_id] = GarblingTransport(inner, seed=3)
             return link
 
-        node = replobj.Node(
-            node_id,
-            listen=self.addresses[node_id],
-            peers=dict(self.addresses),
-            data_dir=self.root / node_id,
-            election_timeout=0.3,
-            heartbeat_interval=0.05,
-            snapshot_entries=5,
-            call_timeout=5.0,
-            wrap_transport=wrap,
-            secret=SECRET,
-        )
-        self.proxies[node_id] = node.attach("reg", Register())
-        await self.tasks.start(node.serve)
-        self.nodes[node_id] = node
-        return node
+        return await super().start(node_id, wrap_transport=wrap, call_timeout=5.0, **options)
 
     def isolate(self, node_id: str) -> None:
         """Cut every link to and from ``node_id`` (nothing is queued for later)."""
@@ -91,17 +70,6 @@ class Trio:
         """Restore every link."""
         for link in self.links.values():
             link.heal()
-
-    async def wait_until(self, condition: Any, timeout: float = 10.0) -> None:
-        """Poll ``condition`` until it holds (deadline-bounded)."""
-        with anyio.fail_after(timeout):
-            while not condition():  # noqa: ASYNC110 - polling state the nodes expose
-                await anyio.sleep(0.02)
-
-    async def close(self) -> None:
-        """Stop every running node."""
-        for node_id in list(self.nodes):
-            await self.nodes.pop(node_id).aclose()
 
 
 def values_of(node: replobj.Node) -> list[str]:
