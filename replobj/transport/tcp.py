@@ -356,6 +356,7 @@ class TcpTransport(TaskedTransport):
         try:
             while True:
                 payload = await opener.read(reader)
+                batch: list[Message] = []
                 for msg in decode_each(payload, self._max_frame_bytes):
                     if isinstance(msg, ProtocolError):
                         self._refuse_message(peer, msg)
@@ -366,9 +367,16 @@ class TcpTransport(TaskedTransport):
                             "%s: %r sent a message as %r", self._node_id, peer, msg.sender
                         )
                         continue
+                    batch.append(msg)
+                self._counters.received += len(batch)
+                receiver = inbox.receiver
+                if receiver is not None:
+                    if batch:
+                        receiver(batch)
+                    continue
+                for msg in batch:
                     if not inbox.put_nowait(msg):
                         await inbox.put(msg)
-                    self._counters.received += 1
         except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
             return
         except ProtocolError as exc:
