@@ -99,6 +99,8 @@ class RaftRuntime(TicketDesk):
         self._syncer = StorageSyncer(storage, self._on_synced, f"replobj-sync-{raft.id}")
         self._timer_changed = anyio.Event()
         self._deadline = math.inf
+        self._sleeping_until = math.inf
+        """The deadline the timer loop sleeps until (a later one needs no wake-up)."""
         self._written: tuple[LogIndex, int] | None = None
         self._backlog: list[act.Action] = []
         self._executing = False
@@ -201,18 +203,24 @@ class RaftRuntime(TicketDesk):
         self._failed.set()
 
     async def _timer_loop(self) -> None:
+        """Wait for the deadline; a later deadline does not wake it, an earlier one does.
+
+        Every message from the leader pushes the election deadline back: waking up for
+        each would cost several loop iterations per message, so the loop sleeps until the
+        deadline it knew and then, if the deadline moved later, sleeps on.
+        """
         while True:
-            delay = self._deadline - anyio.current_time()
-            if delay > 0:
-                with anyio.move_on_after(delay):
-                    await self._timer_changed.wait()
-                if self._timer_changed.is_set():
-                    self._timer_changed = anyio.Event()
-                    continue
-            if anyio.current_time() >= self._deadline:
-                self._deadline = math.inf
+            now = anyio.current_time()
+            if now >= self._deadline:
+                self._deadline = self._sleeping_until = math.inf
                 self.raft.handle_timeout()
-                self.kick()
+                self._drain_now()
+                continue
+            self._sleeping_until = self._deadline
+            with anyio.move_on_after(self._deadline - now):
+                await self._timer_changed.wait()
+            if self._timer_changed.is_set():
+                self._timer_changed = anyio.Event()
 
     def _on_synced(self, target: Target, error: BaseException | None) -> None:
         """A sync by the storage thread ended (on the event loop): report and drain."""
@@ -402,8 +410,9 @@ class RaftRuntime(TicketDesk):
         else:
             timeout = self.options.election_timeout
             delay = self._rng.uniform(timeout, 2 * timeout)
-        self._deadline = anyio.current_time() + delay
-        self._timer_changed.set()
+        self._deadline = deadline = anyio.current_time() + delay
+        if deadline < self._sleeping_until:
+            self._timer_changed.set()
 
     # ------------------------------------------------------------------ snapshots
 

@@ -3,9 +3,10 @@
 Each peer gets a bounded queue of encoded frames and a writer task that connects
 (retrying with jittered exponential backoff), proves the cluster secret
 (:mod:`replobj.transport.auth`) and then writes everything queued as one sealed
-record per write. Incoming connections must complete the handshake before any of
-their bytes are decoded; a failure is logged and counted and the listener keeps
-serving everyone else.
+record per write. On asyncio, while nothing is queued and the socket takes bytes, a
+frame is written directly by ``send`` (no hand-over to the writer task). Incoming
+connections must complete the handshake before any of their bytes are decoded; a
+failure is logged and counted and the listener keeps serving everyone else.
 """
 
 from __future__ import annotations
@@ -52,6 +53,36 @@ class _Link:
     queue: MemoryObjectSendStream[bytes]
     frames: MemoryObjectReceiveStream[bytes]
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    direct: Callable[[bytes], bool] | None = None
+    """Writes a frame straight to the connected socket if it takes it now (asyncio)."""
+    busy: bool = False
+    """Frames are queued or being written by the link's task: new ones queue behind them."""
+
+
+def _direct_writer(stream: ByteStream, sealer: RecordSealer) -> Callable[[bytes], bool] | None:
+    """A function writing a sealed frame into an asyncio socket's transport, or ``None``.
+
+    Only for anyio's plain asyncio socket stream (not TLS, not trio): its transport
+    sends at once what the kernel accepts, and buffers the rest until the stream's
+    ``send`` next waits for room. The function declines (``False``) while a previous
+    write is still buffered, so the caller queues the frame for the link's task.
+    """
+    if type(stream).__module__ != "anyio._backends._asyncio":
+        return None
+    transport = getattr(stream, "_transport", None)
+    protocol = getattr(stream, "_protocol", None)
+    if transport is None or protocol is None or not hasattr(protocol, "write_event"):
+        return None
+
+    def write(frame: bytes) -> bool:
+        if not protocol.write_event.is_set() or protocol.exception is not None:
+            return False
+        if transport.is_closing():
+            return False
+        transport.write(sealer.seal(frame))
+        return True
+
+    return write
 
 
 class TcpTransport(TaskedTransport):
@@ -165,10 +196,16 @@ class TcpTransport(TaskedTransport):
         link = self._links.get(to)
         if link is None:
             link = self._open_link(to, address)
+        direct = link.direct
+        if direct is not None and not link.busy and direct(frame):
+            self._counters.sent += 1
+            return
         try:
             link.queue.send_nowait(frame)
         except anyio.WouldBlock:
             self._counters.dropped += 1
+        else:
+            link.busy = True
 
     def update_peers(self, peers: Mapping[NodeId, Address]) -> None:
         """Replace the address book; links to removed or moved peers are closed.
@@ -227,9 +264,14 @@ class TcpTransport(TaskedTransport):
     ) -> bool:
         """Write queued frames on an established link; True once the queue is closed."""
         finished = False
+        sealer = RecordSealer(key)
         async with stream, anyio.create_task_group() as tg:
             tg.start_soon(self._watch_closed, reader, tg.cancel_scope)
-            finished = await self._pump(link, stream, RecordSealer(key), link.frames)
+            link.direct = _direct_writer(stream, sealer)
+            try:
+                finished = await self._pump(link, stream, sealer)
+            finally:
+                link.direct = None
             tg.cancel_scope.cancel()
         return finished
 
@@ -259,29 +301,28 @@ class TcpTransport(TaskedTransport):
             await reader.receive()
         scope.cancel()
 
-    async def _pump(
-        self,
-        link: _Link,
-        stream: ByteStream,
-        sealer: RecordSealer,
-        frames: MemoryObjectReceiveStream[bytes],
-    ) -> bool:
+    async def _pump(self, link: _Link, stream: ByteStream, sealer: RecordSealer) -> bool:
         """Write queued frames until the queue closes (True) or the link fails (False)."""
         try:
-            await self._write_batches(stream, sealer, frames)
+            await self._write_batches(link, stream, sealer)
         except anyio.EndOfStream:
             return True
         except _LINK_ERRORS as exc:
             logger.info("%s: link to %r lost: %r", self._node_id, link.peer, exc)
         return False
 
-    async def _write_batches(
-        self, stream: ByteStream, sealer: RecordSealer, frames: MemoryObjectReceiveStream[bytes]
-    ) -> None:
+    async def _write_batches(self, link: _Link, stream: ByteStream, sealer: RecordSealer) -> None:
+        frames = link.frames
         pending: bytes | None = None
         while True:
-            frame = pending if pending is not None else await frames.receive()
-            pending = None
+            if pending is not None:
+                frame, pending = pending, None
+            else:
+                try:
+                    frame = frames.receive_nowait()
+                except anyio.WouldBlock:
+                    link.busy = False  # nothing queued: senders may write directly
+                    frame = await frames.receive()
             batch, size = [frame], len(frame)
             while self._coalesce and size < self._max_batch_bytes:
                 try:
