@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import random
 import ssl
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from .admission import PendingHandshakes
 from .auth import RecordOpener, RecordSealer, client_handshake, server_handshake
 from .base import Address, TaskedTransport, describe, logger, started
 from .codec import DEFAULT_MAX_FRAME_BYTES, PREFIX_BYTES, decode_each, encode_frame
+from .record_protocol import RecordProtocol, take_over
 
 __all__ = ["TcpTransport"]
 
@@ -381,7 +383,9 @@ class TcpTransport(TaskedTransport):
         finally:
             self._pending.release(source)
         self._learn_address(hello.node_id, remote, hello.listen_port)
-        await self._read_records(hello.node_id, remote, reader, RecordOpener(key, self._max_record))
+        if not await self._read_in_protocol(hello.node_id, remote, stream, reader, key):
+            opener = RecordOpener(key, self._max_record)
+            await self._read_records(hello.node_id, remote, reader, opener)
 
     def _learn_address(self, peer: NodeId, remote: object, port: int) -> None:
         """Remember where an authenticated peer missing from the address book listens."""
@@ -390,6 +394,79 @@ class TcpTransport(TaskedTransport):
         self._peers[peer] = self._learned[peer] = (str(remote[0]), port)
         logger.info("%s: learned the address of %r: %s:%d", self._node_id, peer, remote[0], port)
 
+    def _decode_record(self, peer: NodeId, payload: bytes) -> list[Message]:
+        """The messages of one verified record; refused ones are counted and logged."""
+        batch: list[Message] = []
+        for msg in decode_each(payload, self._max_frame_bytes):
+            if isinstance(msg, ProtocolError):
+                self._refuse_message(peer, msg)
+                continue
+            if msg.sender != peer:
+                self._counters.rejected += 1
+                logger.warning("%s: %r sent a message as %r", self._node_id, peer, msg.sender)
+                continue
+            batch.append(msg)
+        self._counters.received += len(batch)
+        return batch
+
+    async def _read_in_protocol(
+        self,
+        peer: NodeId,
+        remote: object,
+        stream: ByteStream,
+        reader: BufferedByteReceiveStream,
+        key: bytes,
+    ) -> bool:
+        """Read the link in the event loop's callback (asyncio); ``False``: not possible.
+
+        Messages go to the inbox's receiver at once; without one, into the inbox, and
+        when it is full, reading stops and this task waits for room (backpressure on the
+        peer, as the generic reader does).
+        """
+        inbox = started(self._inbox)
+        backlog: deque[Message] = deque()
+
+        def deliver(payload: bytes) -> None:
+            batch = self._decode_record(peer, payload)
+            if backlog:
+                backlog.extend(batch)
+                return
+            receiver = inbox.receiver
+            if receiver is not None:
+                if batch:
+                    receiver(batch)
+                return
+            for i, msg in enumerate(batch):
+                if not inbox.put_nowait(msg):
+                    backlog.extend(batch[i:])
+                    protocol.stall()
+                    return
+
+        protocol = RecordProtocol(key, self._max_record, deliver)
+        if not take_over(stream, reader, protocol):
+            return False
+        while True:
+            await protocol.wake.wait()
+            protocol.wake.clear()
+            while backlog:
+                receiver = inbox.receiver
+                if receiver is not None:
+                    batch = list(backlog)
+                    backlog.clear()
+                    receiver(batch)
+                else:
+                    await inbox.put(backlog[0])
+                    backlog.popleft()
+            if protocol.is_closed:
+                break
+            protocol.resume()
+        if protocol.error is not None:
+            self._counters.rejected += 1
+            logger.warning(
+                "%s: closing link from %r at %s: %s", self._node_id, peer, remote, protocol.error
+            )
+        return True
+
     async def _read_records(
         self, peer: NodeId, remote: object, reader: BufferedByteReceiveStream, opener: RecordOpener
     ) -> None:
@@ -397,19 +474,7 @@ class TcpTransport(TaskedTransport):
         try:
             while True:
                 payload = await opener.read(reader)
-                batch: list[Message] = []
-                for msg in decode_each(payload, self._max_frame_bytes):
-                    if isinstance(msg, ProtocolError):
-                        self._refuse_message(peer, msg)
-                        continue
-                    if msg.sender != peer:
-                        self._counters.rejected += 1
-                        logger.warning(
-                            "%s: %r sent a message as %r", self._node_id, peer, msg.sender
-                        )
-                        continue
-                    batch.append(msg)
-                self._counters.received += len(batch)
+                batch = self._decode_record(peer, payload)
                 receiver = inbox.receiver
                 if receiver is not None:
                     if batch:
