@@ -12,6 +12,7 @@ payload). Trio and TLS links keep the generic reading task.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import hmac
 import struct
@@ -22,6 +23,11 @@ from anyio.abc import ByteStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from replobj.errors import FrameTooLargeError, ProtocolError
+
+try:
+    import sniffio
+except ImportError:  # pragma: no cover - anyio then assumes asyncio, as wanted here
+    sniffio = None  # type: ignore[assignment]
 
 from .auth import MAC_BYTES
 
@@ -42,7 +48,17 @@ class RecordProtocol(asyncio.Protocol):
     def __init__(self, key: bytes, max_payload: int, deliver: Callable[[bytes], None]) -> None:
         self._key = key
         self._max_payload = max_payload
-        self._deliver = deliver
+        # A protocol callback runs outside any task: name the library for sniffio (so
+        # anyio's current_time, Event, ... work in ``deliver``) even under asyncio.run.
+        context = contextvars.copy_context()
+        if sniffio is not None:
+            context.run(sniffio.current_async_library_cvar.set, "asyncio")
+        run = context.run
+
+        def deliver_in_context(payload: bytes) -> None:
+            run(deliver, payload)
+
+        self._deliver = deliver_in_context
         self._seq = 0
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None

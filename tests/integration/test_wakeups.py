@@ -198,3 +198,29 @@ async def test_a_sequential_call_wakes_the_loop_a_bounded_number_of_times(
     print(f"{where}: {iterations:.1f} loop iterations, {callbacks:.1f} callbacks per call")
     assert iterations <= (9 if where == "leader" else 12)
     assert callbacks <= (27 if where == "leader" else 31)
+
+
+def test_a_cluster_works_under_plain_asyncio_run() -> None:
+    """Not started by ``anyio.run``: loop callbacks (protocol reads, the storage thread)
+    must still let anyio tell the library, or the first timer reset fails."""
+
+    async def main() -> int:
+        addresses = {f"n{i}": f"127.0.0.1:{free_port()}" for i in range(3)}
+        nodes = {
+            name: replobj.Node(name, listen=address, peers=addresses, secret=SECRET)
+            for name, address in addresses.items()
+        }
+        proxies = {name: node.attach("register", Register()) for name, node in nodes.items()}
+        async with anyio.create_task_group() as tasks:
+            for node in nodes.values():
+                await tasks.start(node.serve)
+            await nodes["n0"].wait_for_leader()
+            for proxy in proxies.values():
+                for value in range(5):
+                    count = await proxy.add(str(value))
+            for node in nodes.values():
+                await node.aclose()
+            tasks.cancel_scope.cancel()
+        return count
+
+    assert asyncio.run(main()) == 15
