@@ -5,10 +5,14 @@ and I/O. It owns the core and executes its actions in order, honouring their
 obligations:
 
 * group commit — every ``AppendLog``/``SaveHardState``/``CompactLog`` of one drain goes
-  into one storage batch; appends are synced by a background task (one fsync covers
-  every batch written before it, in a worker thread so the event loop keeps running)
-  and reported back with ``handle_log_persisted``; a hard-state change is synced before
-  any message that follows it is sent;
+  into one storage batch; appends are synced by one long-lived storage thread
+  (:mod:`replobj.storage_thread`: one fsync covers every batch written before it, and
+  the event loop keeps running) and reported back with ``handle_log_persisted``; a
+  hard-state change is synced before any message that follows it is sent;
+* few wake-ups per round trip: messages are handled, and the core's actions drained,
+  in the task that received them (the transport calls :meth:`RaftRuntime._on_messages`)
+  and likewise when a sync completes; only what must wait (a hard-state sync, a
+  snapshot install) or arrives while the drive loop is busy goes through it;
 * the single timer the core asks for (randomised election timeout, fixed heartbeat);
 * snapshots: taken when the log since the last one passes a threshold, streamed to
   lagging followers in chunks, installed atomically on receipt.
@@ -34,11 +38,13 @@ import anyio.lowlevel
 
 from . import errors
 from .raft import actions as act
+from .raft.messages import Message
 from .raft.node import RaftNode
 from .raft.types import LogIndex, Refusal, Role, SnapshotMeta
 from .runtime_options import RuntimeOptions
 from .snapshotting import SnapshotKeeper, Snapshotter
 from .storage.protocol import AppendEntries, Storage, WriteBatch
+from .storage_thread import StorageSyncer, Target
 from .tickets import ApplyCallback, CallTicket, PayloadPacker, TicketDesk
 from .transport.base import Transport
 from .waiting import IndexWaiters, Pending
@@ -90,9 +96,11 @@ class RaftRuntime(TicketDesk):
         self._apply = apply
         self._rng = random.Random(seed)
         self._kick = anyio.Event()
-        self._sync_wanted = anyio.Event()
+        self._syncer = StorageSyncer(storage, self._on_synced, f"replobj-sync-{raft.id}")
         self._timer_changed = anyio.Event()
         self._deadline = math.inf
+        self._sleeping_until = math.inf
+        """The deadline the timer loop sleeps until (a later one needs no wake-up)."""
         self._written: tuple[LogIndex, int] | None = None
         self._backlog: list[act.Action] = []
         self._executing = False
@@ -112,15 +120,20 @@ class RaftRuntime(TicketDesk):
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Drive the node until cancelled; raises if storage fails (the node must stop)."""
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(self._receive_loop)
-            tasks.start_soon(self._timer_loop)
-            tasks.start_soon(self._until_storage_fails, self._sync_loop)
-            tasks.start_soon(self._until_storage_fails, self._drive_loop)
-            tasks.start_soon(self._expiry_loop)
-            tasks.start_soon(self._stop_on_failure)
-            self.kick()
-            task_status.started()
+        self._syncer.start()
+        try:
+            async with anyio.create_task_group() as tasks:
+                if not self.transport.set_receiver(self._on_messages):
+                    tasks.start_soon(self._receive_loop)
+                tasks.start_soon(self._timer_loop)
+                tasks.start_soon(self._until_storage_fails, self._drive_loop)
+                tasks.start_soon(self._expiry_loop)
+                tasks.start_soon(self._stop_on_failure)
+                self.kick()
+                task_status.started()
+        finally:
+            self.transport.set_receiver(None)
+            await self._syncer.stop()
 
     def kick(self) -> None:
         """Ask the driver to drain the core's actions soon (after an input)."""
@@ -152,31 +165,76 @@ class RaftRuntime(TicketDesk):
                 self.raft.handle_message(message)
             self.kick()
 
-    async def _timer_loop(self) -> None:
-        while True:
-            delay = self._deadline - anyio.current_time()
-            if delay > 0:
-                with anyio.move_on_after(delay):
-                    await self._timer_changed.wait()
-                if self._timer_changed.is_set():
-                    self._timer_changed = anyio.Event()
-                    continue
-            if anyio.current_time() >= self._deadline:
-                self._deadline = math.inf
-                self.raft.handle_timeout()
-                self.kick()
+    def _on_messages(self, batch: list[Message]) -> None:
+        """Handle messages in the transport's task that read them, and drain at once."""
+        try:
+            handle = self.raft.handle_message
+            for message in batch:
+                handle(message)
+        except Exception as exc:
+            self._fail_unexpectedly(exc)
+            return
+        self._drain_now()
 
-    async def _sync_loop(self) -> None:
+    def _drain_now(self) -> None:
+        """Execute the core's actions here and now, or leave them to the drive loop.
+
+        The drive loop takes them when it is busy (it may be waiting inside a drain) or
+        holds a backlog, so actions always run in order. An unexpected error stops the
+        node as a storage failure does (it is raised by :meth:`_stop_on_failure`).
+        """
+        if self._executing or self._backlog or self.failure is not None:
+            self.kick()
+            return
+        try:
+            self._flush_now()
+            self._snapshots.take_if_due()
+            self._snapshots.retry_if_due()
+        except errors.StorageError:
+            pass  # recorded by _storage_failed: the node stops
+        except Exception as exc:
+            self._fail_unexpectedly(exc)
+
+    def _fail_unexpectedly(self, exc: Exception) -> None:
+        """Stop the node after a bug met outside its own tasks (raised by _stop_on_failure)."""
+        logger.error("%s: handling messages failed", self.raft.id, exc_info=exc)
+        if self.failure is None:
+            self.failure = exc
+        self._failed.set()
+
+    async def _timer_loop(self) -> None:
+        """Wait for the deadline; a later deadline does not wake it, an earlier one does.
+
+        Every message from the leader pushes the election deadline back: waking up for
+        each would cost several loop iterations per message, so the loop sleeps until the
+        deadline it knew and then, if the deadline moved later, sleeps on.
+        """
         while True:
-            await self._sync_wanted.wait()
-            self._sync_wanted = anyio.Event()
-            target = self._written
-            await self._sync()
-            if self.failure is not None:
-                return  # a write failed meanwhile: nothing may count as persisted
-            if target is not None:
-                self.raft.handle_log_persisted(*target)
-                self.kick()
+            now = anyio.current_time()
+            if now >= self._deadline:
+                self._deadline = self._sleeping_until = math.inf
+                self.raft.handle_timeout()
+                self._drain_now()
+                continue
+            self._sleeping_until = self._deadline
+            with anyio.move_on_after(self._deadline - now):
+                await self._timer_changed.wait()
+            if self._timer_changed.is_set():
+                self._timer_changed = anyio.Event()
+
+    def _on_synced(self, target: Target, error: BaseException | None) -> None:
+        """A sync by the storage thread ended (on the event loop): report and drain."""
+        if error is not None:
+            if isinstance(error, errors.StorageError):
+                self._storage_failed(error, "sync")
+            elif isinstance(error, Exception):
+                self._fail_unexpectedly(error)
+            return
+        if self.failure is not None:
+            return  # a write failed meanwhile: nothing may count as persisted
+        if target is not None:
+            self.raft.handle_log_persisted(*target)
+            self._drain_now()
 
     async def _sync(self) -> None:
         try:
@@ -257,7 +315,7 @@ class RaftRuntime(TicketDesk):
             last = appended[-1].entries[-1]
             self._written = (last.index, last.term)  # only once it is really written
         if batch.operations:
-            self._sync_wanted.set()
+            self._syncer.request(self._written)
 
     def _flush_eagerly(self) -> None:
         """Send a large batch of submissions now instead of after every waiting task ran.
@@ -352,8 +410,9 @@ class RaftRuntime(TicketDesk):
         else:
             timeout = self.options.election_timeout
             delay = self._rng.uniform(timeout, 2 * timeout)
-        self._deadline = anyio.current_time() + delay
-        self._timer_changed.set()
+        self._deadline = deadline = anyio.current_time() + delay
+        if deadline < self._sleeping_until:
+            self._timer_changed.set()
 
     # ------------------------------------------------------------------ snapshots
 

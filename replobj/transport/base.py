@@ -3,7 +3,9 @@
 A transport moves :data:`~replobj.raft.messages.Message` values between nodes by
 :data:`~replobj.raft.types.NodeId`. Sending never waits for a peer: each peer has a
 bounded queue and a message that does not fit is dropped and counted (Raft
-retransmits). Received messages come out of one bounded stream, in arrival order.
+retransmits). Received messages come out of one bounded stream, in arrival order, or
+are handed to a receiver callback in the task that read them (see
+:meth:`Transport.set_receiver`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "Counters",
     "Inbox",
     "LogLimiter",
+    "Receiver",
     "StartAndClose",
     "TaskedTransport",
     "Transport",
@@ -42,6 +45,9 @@ __all__ = [
 
 Address: TypeAlias = tuple[str, int]
 """A ``(host, port)`` pair; the host is an IP address or a name."""
+
+Receiver: TypeAlias = Callable[[list[Message]], None]
+"""Takes the messages of one read, in arrival order, synchronously (it must not block)."""
 
 logger = logging.getLogger("replobj.transport")
 """Where every transport logs refused peers, failed connections and dropped frames."""
@@ -94,10 +100,12 @@ class Counters:
 class Inbox:
     """The bounded stream of received messages behind ``receive`` and ``receive_batch``."""
 
-    __slots__ = ("_in", "_out")
+    __slots__ = ("_in", "_out", "receiver")
 
     def __init__(self, limit: int) -> None:
         self._in, self._out = anyio.create_memory_object_stream[Message](limit)
+        self.receiver: Receiver | None = None
+        """If set, the reading tasks hand messages to it instead of queuing them."""
 
     def put_nowait(self, message: Message) -> bool:
         """Queue ``message`` if there is room; say whether it was queued."""
@@ -193,6 +201,18 @@ class Transport(Protocol):
         Handling a batch before sending lets replies coalesce into fewer writes.
 
         :raises anyio.EndOfStream: once the transport is closed.
+        """
+        ...
+
+    def set_receiver(self, receiver: Receiver | None) -> bool:
+        """Hand received messages to ``receiver`` in the task that read them, if supported.
+
+        Saves the hand-over to a reader task (a wake-up of the event loop per message).
+        ``None`` goes back to queuing for :meth:`receive`.
+
+        :returns: whether this transport calls ``receiver``; ``False``: keep calling
+            :meth:`receive_batch` (e.g. the in-memory transport, whose delivery runs in
+            the sender's task, where a receiver could re-enter the sending node).
         """
         ...
 
@@ -315,6 +335,14 @@ class TaskedTransport(StartAndClose):
         :raises ~replobj.errors.TransportError: if the transport was never started.
         """
         return await started(self._inbox).get_batch(limit)
+
+    def set_receiver(self, receiver: Receiver | None) -> bool:
+        """Hand received messages to ``receiver`` in the reading task (see :class:`Transport`).
+
+        :raises ~replobj.errors.TransportError: if the transport was never started.
+        """
+        started(self._inbox).receiver = receiver
+        return True
 
     def _check_startable(self) -> None:
         if self._tg is not None or self._closed:

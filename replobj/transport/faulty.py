@@ -18,7 +18,7 @@ from anyio.abc import TaskGroup
 from replobj.raft.messages import Message
 from replobj.raft.types import NodeId
 
-from .base import Address, StartAndClose, Transport, TransportStats
+from .base import Address, Receiver, StartAndClose, Transport, TransportStats
 
 __all__ = ["FaultStats", "FaultyTransport"]
 
@@ -118,6 +118,22 @@ class FaultyTransport(StartAndClose):
     def update_peers(self, peers: Mapping[NodeId, Address]) -> None:
         """Forwarded to the wrapped transport."""
         self.inner.update_peers(peers)
+
+    def set_receiver(self, receiver: Receiver | None) -> bool:
+        """Forwarded to ``inner``, behind the incoming partitions."""
+        if receiver is None:
+            return self.inner.set_receiver(None)
+
+        def kept(batch: list[Message]) -> None:
+            blocked = self._blocked_from
+            if blocked:
+                kept = [m for m in batch if m.sender not in blocked]
+                self._faults["blocked_incoming"] += len(batch) - len(kept)
+                batch = kept
+            if batch:
+                receiver(batch)
+
+        return self.inner.set_receiver(kept)
 
     def send(self, to: NodeId, message: Message) -> None:
         """Apply partition, drop, duplication and delay, then hand over to ``inner``."""

@@ -14,7 +14,7 @@ from replobj.errors import TransportError
 from replobj.raft.messages import Message
 from replobj.raft.types import NodeId
 
-from .base import Address, Counters, Inbox, StartAndClose, TransportStats, started
+from .base import Address, Counters, Inbox, Receiver, StartAndClose, TransportStats, started
 from .codec import DEFAULT_MAX_FRAME_BYTES, decode_frame, encode_frame
 
 __all__ = ["MemoryNetwork", "MemoryTransport"]
@@ -87,6 +87,10 @@ class MemoryTransport(StartAndClose):
 
     def update_peers(self, peers: Mapping[NodeId, Address]) -> None:
         """Ignored: every node on the network is reachable by id."""
+
+    def set_receiver(self, receiver: Receiver | None) -> bool:
+        """Not supported: delivery runs in the sender's task; use :meth:`receive_batch`."""
+        return False
 
     def send(self, to: NodeId, message: Message) -> None:
         """Deliver at once into ``to``'s inbox; drop and count if it is absent or full."""

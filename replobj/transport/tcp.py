@@ -3,9 +3,10 @@
 Each peer gets a bounded queue of encoded frames and a writer task that connects
 (retrying with jittered exponential backoff), proves the cluster secret
 (:mod:`replobj.transport.auth`) and then writes everything queued as one sealed
-record per write. Incoming connections must complete the handshake before any of
-their bytes are decoded; a failure is logged and counted and the listener keeps
-serving everyone else.
+record per write. On asyncio, while nothing is queued and the socket takes bytes, a
+frame is written directly by ``send`` (no hand-over to the writer task). Incoming
+connections must complete the handshake before any of their bytes are decoded; a
+failure is logged and counted and the listener keeps serving everyone else.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import random
 import ssl
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -30,6 +32,7 @@ from .admission import PendingHandshakes
 from .auth import RecordOpener, RecordSealer, client_handshake, server_handshake
 from .base import Address, TaskedTransport, describe, logger, started
 from .codec import DEFAULT_MAX_FRAME_BYTES, PREFIX_BYTES, decode_each, encode_frame
+from .record_protocol import RecordProtocol, take_over
 
 __all__ = ["TcpTransport"]
 
@@ -52,6 +55,36 @@ class _Link:
     queue: MemoryObjectSendStream[bytes]
     frames: MemoryObjectReceiveStream[bytes]
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    direct: Callable[[bytes], bool] | None = None
+    """Writes a frame straight to the connected socket if it takes it now (asyncio)."""
+    busy: bool = False
+    """Frames are queued or being written by the link's task: new ones queue behind them."""
+
+
+def _direct_writer(stream: ByteStream, sealer: RecordSealer) -> Callable[[bytes], bool] | None:
+    """A function writing a sealed frame into an asyncio socket's transport, or ``None``.
+
+    Only for anyio's plain asyncio socket stream (not TLS, not trio): its transport
+    sends at once what the kernel accepts, and buffers the rest until the stream's
+    ``send`` next waits for room. The function declines (``False``) while a previous
+    write is still buffered, so the caller queues the frame for the link's task.
+    """
+    if type(stream).__module__ != "anyio._backends._asyncio":
+        return None
+    transport = getattr(stream, "_transport", None)
+    protocol = getattr(stream, "_protocol", None)
+    if transport is None or protocol is None or not hasattr(protocol, "write_event"):
+        return None
+
+    def write(frame: bytes) -> bool:
+        if not protocol.write_event.is_set() or protocol.exception is not None:
+            return False
+        if transport.is_closing():
+            return False
+        transport.write(sealer.seal(frame))
+        return True
+
+    return write
 
 
 class TcpTransport(TaskedTransport):
@@ -165,10 +198,16 @@ class TcpTransport(TaskedTransport):
         link = self._links.get(to)
         if link is None:
             link = self._open_link(to, address)
+        direct = link.direct
+        if direct is not None and not link.busy and direct(frame):
+            self._counters.sent += 1
+            return
         try:
             link.queue.send_nowait(frame)
         except anyio.WouldBlock:
             self._counters.dropped += 1
+        else:
+            link.busy = True
 
     def update_peers(self, peers: Mapping[NodeId, Address]) -> None:
         """Replace the address book; links to removed or moved peers are closed.
@@ -227,9 +266,14 @@ class TcpTransport(TaskedTransport):
     ) -> bool:
         """Write queued frames on an established link; True once the queue is closed."""
         finished = False
+        sealer = RecordSealer(key)
         async with stream, anyio.create_task_group() as tg:
             tg.start_soon(self._watch_closed, reader, tg.cancel_scope)
-            finished = await self._pump(link, stream, RecordSealer(key), link.frames)
+            link.direct = _direct_writer(stream, sealer)
+            try:
+                finished = await self._pump(link, stream, sealer)
+            finally:
+                link.direct = None
             tg.cancel_scope.cancel()
         return finished
 
@@ -259,29 +303,28 @@ class TcpTransport(TaskedTransport):
             await reader.receive()
         scope.cancel()
 
-    async def _pump(
-        self,
-        link: _Link,
-        stream: ByteStream,
-        sealer: RecordSealer,
-        frames: MemoryObjectReceiveStream[bytes],
-    ) -> bool:
+    async def _pump(self, link: _Link, stream: ByteStream, sealer: RecordSealer) -> bool:
         """Write queued frames until the queue closes (True) or the link fails (False)."""
         try:
-            await self._write_batches(stream, sealer, frames)
+            await self._write_batches(link, stream, sealer)
         except anyio.EndOfStream:
             return True
         except _LINK_ERRORS as exc:
             logger.info("%s: link to %r lost: %r", self._node_id, link.peer, exc)
         return False
 
-    async def _write_batches(
-        self, stream: ByteStream, sealer: RecordSealer, frames: MemoryObjectReceiveStream[bytes]
-    ) -> None:
+    async def _write_batches(self, link: _Link, stream: ByteStream, sealer: RecordSealer) -> None:
+        frames = link.frames
         pending: bytes | None = None
         while True:
-            frame = pending if pending is not None else await frames.receive()
-            pending = None
+            if pending is not None:
+                frame, pending = pending, None
+            else:
+                try:
+                    frame = frames.receive_nowait()
+                except anyio.WouldBlock:
+                    link.busy = False  # nothing queued: senders may write directly
+                    frame = await frames.receive()
             batch, size = [frame], len(frame)
             while self._coalesce and size < self._max_batch_bytes:
                 try:
@@ -340,7 +383,9 @@ class TcpTransport(TaskedTransport):
         finally:
             self._pending.release(source)
         self._learn_address(hello.node_id, remote, hello.listen_port)
-        await self._read_records(hello.node_id, remote, reader, RecordOpener(key, self._max_record))
+        if not await self._read_in_protocol(hello.node_id, remote, stream, reader, key):
+            opener = RecordOpener(key, self._max_record)
+            await self._read_records(hello.node_id, remote, reader, opener)
 
     def _learn_address(self, peer: NodeId, remote: object, port: int) -> None:
         """Remember where an authenticated peer missing from the address book listens."""
@@ -349,6 +394,79 @@ class TcpTransport(TaskedTransport):
         self._peers[peer] = self._learned[peer] = (str(remote[0]), port)
         logger.info("%s: learned the address of %r: %s:%d", self._node_id, peer, remote[0], port)
 
+    def _decode_record(self, peer: NodeId, payload: bytes) -> list[Message]:
+        """The messages of one verified record; refused ones are counted and logged."""
+        batch: list[Message] = []
+        for msg in decode_each(payload, self._max_frame_bytes):
+            if isinstance(msg, ProtocolError):
+                self._refuse_message(peer, msg)
+                continue
+            if msg.sender != peer:
+                self._counters.rejected += 1
+                logger.warning("%s: %r sent a message as %r", self._node_id, peer, msg.sender)
+                continue
+            batch.append(msg)
+        self._counters.received += len(batch)
+        return batch
+
+    async def _read_in_protocol(
+        self,
+        peer: NodeId,
+        remote: object,
+        stream: ByteStream,
+        reader: BufferedByteReceiveStream,
+        key: bytes,
+    ) -> bool:
+        """Read the link in the event loop's callback (asyncio); ``False``: not possible.
+
+        Messages go to the inbox's receiver at once; without one, into the inbox, and
+        when it is full, reading stops and this task waits for room (backpressure on the
+        peer, as the generic reader does).
+        """
+        inbox = started(self._inbox)
+        backlog: deque[Message] = deque()
+
+        def deliver(payload: bytes) -> None:
+            batch = self._decode_record(peer, payload)
+            if backlog:
+                backlog.extend(batch)
+                return
+            receiver = inbox.receiver
+            if receiver is not None:
+                if batch:
+                    receiver(batch)
+                return
+            for i, msg in enumerate(batch):
+                if not inbox.put_nowait(msg):
+                    backlog.extend(batch[i:])
+                    protocol.stall()
+                    return
+
+        protocol = RecordProtocol(key, self._max_record, deliver)
+        if not take_over(stream, reader, protocol):
+            return False
+        while True:
+            await protocol.wake.wait()
+            protocol.wake.clear()
+            while backlog:
+                receiver = inbox.receiver
+                if receiver is not None:
+                    batch = list(backlog)
+                    backlog.clear()
+                    receiver(batch)
+                else:
+                    await inbox.put(backlog[0])
+                    backlog.popleft()
+            if protocol.is_closed:
+                break
+            protocol.resume()
+        if protocol.error is not None:
+            self._counters.rejected += 1
+            logger.warning(
+                "%s: closing link from %r at %s: %s", self._node_id, peer, remote, protocol.error
+            )
+        return True
+
     async def _read_records(
         self, peer: NodeId, remote: object, reader: BufferedByteReceiveStream, opener: RecordOpener
     ) -> None:
@@ -356,19 +474,15 @@ class TcpTransport(TaskedTransport):
         try:
             while True:
                 payload = await opener.read(reader)
-                for msg in decode_each(payload, self._max_frame_bytes):
-                    if isinstance(msg, ProtocolError):
-                        self._refuse_message(peer, msg)
-                        continue
-                    if msg.sender != peer:
-                        self._counters.rejected += 1
-                        logger.warning(
-                            "%s: %r sent a message as %r", self._node_id, peer, msg.sender
-                        )
-                        continue
+                batch = self._decode_record(peer, payload)
+                receiver = inbox.receiver
+                if receiver is not None:
+                    if batch:
+                        receiver(batch)
+                    continue
+                for msg in batch:
                     if not inbox.put_nowait(msg):
                         await inbox.put(msg)
-                    self._counters.received += 1
         except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
             return
         except ProtocolError as exc:

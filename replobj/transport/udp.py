@@ -324,7 +324,11 @@ class UdpTransport(TaskedTransport):
             address = (str(source[0]), int(source[1]))
             self._peers[message.sender] = self._learned[message.sender] = address
             logger.info("%s: learned the address of %r: %s", self._node_id, message.sender, source)
-        if inbox.put_nowait(message):
+        receiver = inbox.receiver
+        if receiver is not None:
+            self._counters.received += 1
+            receiver([message])
+        elif inbox.put_nowait(message):
             self._counters.received += 1
         else:
             self._counters.rejected += 1
