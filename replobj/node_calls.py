@@ -252,7 +252,7 @@ class NodeCalls:
                 tickets = [runtime.submit(payloads[i], until, local[i]) for i in pending]
                 for ticket in tickets:
                     if not ticket.done:
-                        await ticket.wait()
+                        await ticket.waiter()
                 refused, still = False, []
                 for i, ticket in zip(pending, tickets, strict=True):
                     reached_log[i] = reached_log[i] or (ticket.sent and not ticket.refused)
@@ -284,7 +284,7 @@ class NodeCalls:
             self._check_member()
             while (now := time.monotonic()) < deadline:
                 ticket = self.runtime.submit(payload, min(deadline, now + attempt), local)
-                await ticket.wait()
+                await ticket.waiter()
                 # Unknown once a leader may have appended it: sent and not explicitly refused.
                 reached_log = reached_log or (ticket.sent and not ticket.refused)
                 if ticket.applied and isinstance(ticket.result, ApplyOutcome):

@@ -44,18 +44,19 @@ PayloadPacker = Callable[[Sequence[bytes]], bytes]
 """Combines several submitted payloads into one, never longer than they are together."""
 
 
-class CallTicket:
+class CallTicket(Flag):
     """One submitted command payload, from submission to its outcome on this node.
 
     ``proposal`` is set once a leader appended it (it reached the log). The ticket is
     done when the entry at that index was applied here (``applied`` tells whether it was
     this payload or another entry that won the index), or when the leader refused it
     (``error``). Payloads submitted together may share one entry: ``position`` is this
-    payload's place in it, and ``result`` is the whole entry's.
+    payload's place in it, and ``result`` is the whole entry's. The ticket is its own
+    :class:`~replobj.waiting.Flag`, set when done: one object per call, and the caller
+    awaits :meth:`~replobj.waiting.Flag.waiter` directly.
     """
 
     __slots__ = (
-        "_done",
         "applied",
         "deadline",
         "error",
@@ -69,6 +70,8 @@ class CallTicket:
     )
 
     def __init__(self, payload: bytes, deadline: float, local: object = None) -> None:
+        self.is_set = False
+        self._waiters = None
         self.payload = payload
         self.deadline = deadline
         self.local = local
@@ -82,33 +85,28 @@ class CallTicket:
         self.applied = False
         self.result: object = None
         self.error: BaseException | None = None
-        self._done = Flag()
 
     @property
     def done(self) -> bool:
         """Whether an outcome or an error is known."""
-        return self._done.is_set
+        return self.is_set
 
     def resolve(self, applied: bool, result: object) -> None:
         """The entry at the ticket's index was applied here."""
-        if not self._done.is_set:
+        if not self.is_set:
             self.applied, self.result = applied, result
-            self._done.set()
+            self.set()
 
     def fail(self, error: BaseException) -> None:
         """The payload was not appended (refused or the request was lost)."""
-        if not self._done.is_set:
+        if not self.is_set:
             self.error = error
-            self._done.set()
+            self.set()
 
     @property
     def expired(self) -> bool:
         """Done because its deadline passed (outcome unknown)."""
         return isinstance(self.error, TimeoutError)
-
-    async def wait(self) -> None:
-        """Return once :attr:`done`."""
-        await self._done.wait()
 
 
 class TicketDesk:
