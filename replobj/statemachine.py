@@ -52,7 +52,7 @@ from .command import (
     payload_timestamp,
     unpack_commands,
 )
-from .entry_context import run_in_entry
+from .entry_context import enter_entry, leave_entry, run_in_entry
 from .errors import (
     ApplyOrderError,
     AttachAfterStartError,
@@ -109,11 +109,21 @@ class StateMachine:
         :mod:`replobj.sessions`); must be equal on every node.
     """
 
-    __slots__ = ("_applied_index", "_applied_term", "_frozen", "_objects", "_sessions", "_specs")
+    __slots__ = (
+        "_applied_index",
+        "_applied_term",
+        "_frozen",
+        "_objects",
+        "_sessions",
+        "_specs",
+        "_targets",
+    )
 
     def __init__(self, *, session_ttl: float = DEFAULT_SESSION_TTL) -> None:
         self._objects: dict[str, Any] = {}
         self._specs: dict[str, ObjectSpec] = {}
+        self._targets: dict[tuple[str, str, str], Any] = {}
+        """The object of each (object name, class name, command) checked so far."""
         self._sessions = SessionTable(session_ttl)
         self._applied_index: LogIndex = 0
         self._applied_term: Term = 0
@@ -195,12 +205,15 @@ class StateMachine:
         self._frozen = True
         outcome: ApplyOutcome
         if entry.kind is EntryKind.COMMAND:
+            where, token = enter_entry(entry.index, entry.term)
             try:
-                results = self._apply_payload(entry, local)
+                results = self._apply_payload(entry, local, where)
             except CorruptCommandError as exc:
                 outcome = ApplyOutcome(entry.index, entry.term, entry.kind, error=exc)
             else:
                 outcome = ApplyOutcome(entry.index, entry.term, entry.kind, results)
+            finally:
+                leave_entry(where, token)
         else:
             outcome = ApplyOutcome(entry.index, entry.term, entry.kind)
         self._applied_index = entry.index
@@ -208,21 +221,21 @@ class StateMachine:
         return outcome
 
     def _apply_payload(
-        self, entry: Entry, local: Command | LocalCommands | None
+        self, entry: Entry, local: Command | LocalCommands | None, where: list[Any]
     ) -> tuple[CommandOutcome, ...]:
         payload = entry.payload
         if payload[:1] == _PACKED:
-            return self._apply_packed(entry, local)
+            return self._apply_packed(entry, local, where)
         if isinstance(local, Command):
             timestamp = payload_timestamp(payload)
-            return (self._apply_command(local.fields(), entry, timestamp, 0),)
+            return (self._apply_command(local.fields(), timestamp, 0, where),)
         commands = decode_commands(payload)
         return tuple(
-            [self._apply_command(c.fields(), entry, c.timestamp, i) for i, c in enumerate(commands)]
+            [self._apply_command(c.fields(), c.timestamp, i, where) for i, c in enumerate(commands)]
         )
 
     def _apply_packed(
-        self, entry: Entry, local: Command | LocalCommands | None
+        self, entry: Entry, local: Command | LocalCommands | None, where: list[Any]
     ) -> tuple[CommandOutcome, ...]:
         """Apply each command of a packed entry from its pickled fields (no
         :class:`Command` is built), or from the command this node encoded."""
@@ -241,21 +254,27 @@ class StateMachine:
                     continue
             else:
                 fields = cmd.fields()
-            add(apply(fields, entry, timestamp, position))
+            add(apply(fields, timestamp, position, where))
         return tuple(results)
 
     def _apply_command(
-        self, fields: CommandFields, entry: Entry, timestamp: float, position: int
+        self, fields: CommandFields, timestamp: float, position: int, where: list[Any]
     ) -> CommandOutcome:
+        """Apply one command; ``where`` is the current entry (see
+        :func:`~replobj.entry_context.enter_entry`)."""
         sessions = self._sessions
         kept = sessions.begin(fields, timestamp)
         if kept is not None:
             return kept
         client_id, seq, _, object_name, class_name, method, args, kwargs = fields
         try:
-            target = self._command_target(object_name, class_name, method)
-            where = (entry.index, entry.term, sessions.now, position)
-            value = run_in_entry(where, getattr(target, method), args, kwargs)
+            target = self._targets.get((object_name, class_name, method))
+            if target is None:
+                target = self._command_target(object_name, class_name, method)
+                self._targets[object_name, class_name, method] = target
+            where[2] = sessions.now
+            where[3] = position
+            value = getattr(target, method)(*args, **kwargs)
             outcome = CommandOutcome(client_id, seq, value)
         except Exception as exc:
             outcome = CommandOutcome(client_id, seq, error=exc)

@@ -10,6 +10,7 @@ on asyncio.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import pickle
 import struct
 from typing import Any
@@ -25,14 +26,29 @@ from replobj.command import (
     pack_commands,
     stamp_command,
 )
-from replobj.errors import CorruptCommandError, StaleCommandError
+from replobj.entry_context import current_entry
+from replobj.errors import CorruptCommandError, NoCurrentEntryError, StaleCommandError
 from replobj.raft.types import Entry, EntryKind
+from replobj.replicated import replicated
 from replobj.statemachine import StateMachine
 from replobj.tickets import CallTicket
 
 from .objects import CLIENT_A, CLIENT_B, Counter, Log, call
 
 _LENGTH = struct.Struct(">I")
+
+
+@replicated(name="tests.apply_path.ContextCopier")
+class ContextCopier:
+    """Keeps a copy of the context each command ran in (as a scheduled callback would)."""
+
+    def __init__(self) -> None:
+        self.copies: list[contextvars.Context] = []
+
+    def copy(self) -> tuple[int, int]:
+        self.copies.append(contextvars.copy_context())
+        info = current_entry()
+        return info.index, info.position
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -179,3 +195,17 @@ async def test_a_call_ticket_is_its_own_flag(anyio_backend_name: str) -> None:
     assert woken == ["outcome", "outcome"]
     assert (ticket.done, ticket.applied, ticket.error) == (True, True, None)
     await ticket.waiter()
+
+
+def test_a_context_copied_during_a_command_has_no_current_entry_afterwards() -> None:
+    machine, _ = _machine()
+    recorder = machine.attach("copier", ContextCopier())
+    log = Log()
+    commands = [call("copier", "copy", seq=n, cls=ContextCopier, lowest_pending=1) for n in (1, 2)]
+    outcome = machine.apply(_packed_log(log, commands, 3.0))
+    assert [o.result() for o in outcome.commands] == [(1, 0), (1, 1)]
+    for copied in recorder.copies:
+        with pytest.raises(NoCurrentEntryError):
+            copied.run(current_entry)
+    with pytest.raises(NoCurrentEntryError):
+        current_entry()
