@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import heapq
 import time
+from asyncio import AbstractEventLoop
+from asyncio import _get_running_loop as _running_asyncio_loop
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
@@ -57,6 +59,7 @@ class CallTicket(Flag):
     """
 
     __slots__ = (
+        "_loop",
         "applied",
         "deadline",
         "error",
@@ -69,9 +72,17 @@ class CallTicket(Flag):
         "sent",
     )
 
-    def __init__(self, payload: bytes, deadline: float, local: object = None) -> None:
+    def __init__(
+        self,
+        payload: bytes,
+        deadline: float,
+        local: object = None,
+        loop: AbstractEventLoop | None = None,
+    ) -> None:
         self.is_set = False
         self._waiters = None
+        self._loop = loop
+        """The runtime's asyncio loop, if known (else looked up when a caller waits)."""
         self.payload = payload
         self.deadline = deadline
         self.local = local
@@ -102,6 +113,11 @@ class CallTicket(Flag):
         if not self.is_set:
             self.error = error
             self.set()
+
+    def waiter(self) -> Awaitable[None]:
+        """What to await until :attr:`done` (see :meth:`~replobj.waiting.Flag.waiter`)."""
+        loop = self._loop
+        return Flag.waiter(self) if loop is None else self.waiter_on(loop)
 
     @property
     def expired(self) -> bool:
@@ -140,6 +156,8 @@ class TicketDesk:
         self._next_request = 0
         self._recent: OrderedDict[LogIndex, tuple[int, object, int]] = OrderedDict()
         self._recent_bytes = 0
+        self._loop: AbstractEventLoop | None = None
+        """The asyncio loop the runtime runs on, once known (``None`` on trio)."""
 
     def submit(self, payload: bytes, deadline: float, local: object = None) -> CallTicket:
         """Queue ``payload`` for the log; it goes to the leader with the next drain.
@@ -151,7 +169,7 @@ class TicketDesk:
         by then, so callers need no cancel scope per call. ``local`` is handed to the apply
         callback with the entry this payload became.
         """
-        ticket = CallTicket(payload, deadline, local)
+        ticket = CallTicket(payload, deadline, local, self._loop)
         self._submitted.append(ticket)
         in_order = self._in_order
         if not in_order or in_order[-1].deadline <= deadline:
@@ -165,6 +183,7 @@ class TicketDesk:
         return ticket
 
     async def _expiry_loop(self) -> None:
+        self._loop = _running_asyncio_loop()
         while True:
             await anyio.sleep(_EXPIRY_PERIOD)
             self._expire_tickets(time.monotonic())

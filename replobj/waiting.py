@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from asyncio import Future
+from asyncio import AbstractEventLoop, Future
 from asyncio import _get_running_loop as _running_asyncio_loop
 from collections.abc import Awaitable
 from typing import Generic, TypeAlias, TypeVar
@@ -50,14 +50,18 @@ class Flag:
         """What to await until the flag is set: on asyncio the bare future itself, so
         the waiting task resumes through no coroutine frame of this class (the call hot
         path awaits it directly). A checkpoint if the flag is already set."""
+        return self.waiter_on(_running_asyncio_loop())
+
+    def waiter_on(self, loop: AbstractEventLoop | None) -> Awaitable[None]:
+        """:meth:`waiter` when the caller knows the running asyncio loop (``None``: not
+        on asyncio); asking asyncio for it costs a ``getpid`` system call on Python 3.11."""
         if self.is_set:
             return anyio.lowlevel.checkpoint()
-        loop = _running_asyncio_loop()
         if loop is None:
             event = anyio.Event()
             self._add(event)
             return event.wait()
-        future: Future[None] = loop.create_future()
+        future: Future[None] = Future(loop=loop)
         self._add(future)
         return future
 

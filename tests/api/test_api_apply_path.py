@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import pickle
+import socket
 import struct
 from typing import Any
 
 import anyio
 import pytest
 
+import replobj
+import replobj.waiting
 from replobj.command import (
     PACKED_TAG,
     Command,
@@ -174,13 +177,16 @@ def test_command_outcomes_compare_by_value_and_copy_as_duplicates() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_call_ticket_is_its_own_flag(anyio_backend_name: str) -> None:
-    ticket = CallTicket(b"payload", deadline=0.0)
+@pytest.mark.parametrize("loop_known", [False, True])
+async def test_a_call_ticket_is_its_own_flag(anyio_backend_name: str, loop_known: bool) -> None:
+    on_asyncio = anyio_backend_name == "asyncio"
+    loop = asyncio.get_running_loop() if on_asyncio and loop_known else None
+    ticket = CallTicket(b"payload", deadline=0.0, loop=loop)
     woken: list[object] = []
 
     async def waiter() -> None:
         awaitable = ticket.waiter()
-        if anyio_backend_name == "asyncio":
+        if on_asyncio:
             assert isinstance(awaitable, asyncio.Future), "awaited without a coroutine frame"
         await awaitable
         woken.append(ticket.result)
@@ -209,3 +215,42 @@ def test_a_context_copied_during_a_command_has_no_current_entry_afterwards() -> 
             copied.run(current_entry)
     with pytest.raises(NoCurrentEntryError):
         current_entry()
+
+
+class _CountedFuture(asyncio.Future[None]):
+    created = 0
+
+    def __init__(self, *, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop=loop)
+        _CountedFuture.created += 1
+
+
+@pytest.mark.anyio
+async def test_a_call_awaits_one_future_and_a_batch_one_per_entry(
+    anyio_backend_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(replobj.waiting, "Future", _CountedFuture)
+    _CountedFuture.created = 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    node = replobj.Node("n0", secret=replobj.new_secret(), listen=f"127.0.0.1:{port}")
+    counter = node.attach("counter", Counter())
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(node.serve)
+        await node.wait_for_leader()
+        await counter.incr()
+        before = _CountedFuture.created
+        for _ in range(20):
+            await counter.incr()
+        sequential = _CountedFuture.created - before
+        before = _CountedFuture.created
+        assert await counter.incr.many(range(100)) == [21 + sum(range(n + 1)) for n in range(100)]
+        batch = _CountedFuture.created - before
+        await node.aclose()
+        tasks.cancel_scope.cancel()
+    if anyio_backend_name == "asyncio":
+        assert sequential == 20, "one bare future per sequential call"
+        assert 1 <= batch <= 2, "the commands of one entry wake their caller once"
+    else:
+        assert (sequential, batch) == (0, 0), "trio waits on anyio events"
