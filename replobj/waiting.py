@@ -39,6 +39,10 @@ class Flag:
         waiters, self._waiters = self._waiters, None
         if waiters is None:
             return
+        if isinstance(waiters, Future):  # the usual case: one task waits
+            if not waiters.done():
+                waiters.set_result(None)
+            return
         for waiter in waiters if isinstance(waiters, list) else (waiters,):
             if isinstance(waiter, Future):
                 if not waiter.done():
