@@ -34,10 +34,12 @@ __all__ = [
     "COMMAND_TAG",
     "PACKED_TAG",
     "Command",
+    "CommandFields",
     "CommandOutcome",
     "decode_command",
     "decode_commands",
     "decode_packed_command",
+    "decode_packed_fields",
     "encode_batch",
     "encode_command",
     "has_immutable_arguments",
@@ -60,7 +62,9 @@ _LENGTH = struct.Struct(">I")
 _TAGS = (COMMAND_TAG, BATCH_TAG, PACKED_TAG)
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 _IMMUTABLE_LEAVES = frozenset({int, float, complex, bool, str, bytes, type(None)})
-_Fields = tuple[bytes, int, int, str, str, str, tuple[Any, ...], dict[str, Any]]
+CommandFields = tuple[bytes, int, int, str, str, str, tuple[Any, ...], dict[str, Any]]
+"""A command as pickled in a payload: client id, seq, lowest pending, object name, class
+name, method, args, kwargs (the timestamp is in the payload's header)."""
 
 
 def new_client_id() -> bytes:
@@ -144,7 +148,8 @@ class Command:
         """A copy carrying the leader-assigned ``timestamp``."""
         return replace(self, timestamp=timestamp)
 
-    def _fields(self) -> _Fields:
+    def fields(self) -> CommandFields:
+        """The fields as pickled in a payload (and as the state machine applies them)."""
         return (
             self.client_id,
             self.seq,
@@ -157,9 +162,12 @@ class Command:
         )
 
 
-@dataclass(frozen=True, slots=True)
 class CommandOutcome:
     """What applying one command produced: a return value or the exception it raised.
+
+    A plain slotted class rather than a frozen dataclass: the state machine builds one
+    per applied command on every replica, and a frozen dataclass costs about four times
+    as much to build. Treat it as read-only (the session table keeps it for retries).
 
     :param client_id: the caller's client id.
     :param seq: the caller's sequence number.
@@ -169,11 +177,41 @@ class CommandOutcome:
         the outcome kept from that time (the method did not run again).
     """
 
-    client_id: bytes
-    seq: int
-    value: Any = None
-    error: Exception | None = None
-    duplicate: bool = False
+    __slots__ = ("client_id", "duplicate", "error", "seq", "value")
+
+    def __init__(
+        self,
+        client_id: bytes,
+        seq: int,
+        value: Any = None,
+        error: Exception | None = None,
+        duplicate: bool = False,
+    ) -> None:
+        self.client_id = client_id
+        self.seq = seq
+        self.value = value
+        self.error = error
+        self.duplicate = duplicate
+
+    def _key(self) -> tuple[bytes, int, Any, Exception | None, bool]:
+        return (self.client_id, self.seq, self.value, self.error, self.duplicate)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CommandOutcome:
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"CommandOutcome(client_id={self.client_id!r}, seq={self.seq!r}, "
+            f"value={self.value!r}, error={self.error!r}, duplicate={self.duplicate!r})"
+        )
+
+    def as_duplicate(self) -> CommandOutcome:
+        """A copy marked ``duplicate`` (the kept outcome reported to a retry)."""
+        return CommandOutcome(self.client_id, self.seq, self.value, self.error, True)
 
     def result(self) -> Any:
         """The return value, or raise the exception, as a local call would.
@@ -191,7 +229,7 @@ def encode_command(cmd: Command) -> bytes:
     :raises ~replobj.errors.UnpicklableArgumentError: if an argument can be pickled
         neither by pickle nor by cloudpickle; the message names the method and argument.
     """
-    return _HEADER.pack(COMMAND_TAG, cmd.timestamp) + _dumps(cmd._fields(), (cmd,))
+    return _HEADER.pack(COMMAND_TAG, cmd.timestamp) + _dumps(cmd.fields(), (cmd,))
 
 
 def encode_batch(commands: Sequence[Command]) -> bytes:
@@ -206,7 +244,7 @@ def encode_batch(commands: Sequence[Command]) -> bytes:
     if any(c.timestamp != timestamp for c in commands):
         raise ValueError("the commands of a batch must share one timestamp")
     return _HEADER.pack(BATCH_TAG, timestamp) + _dumps(
-        tuple(c._fields() for c in commands), commands
+        tuple(c.fields() for c in commands), commands
     )
 
 
@@ -331,6 +369,36 @@ def decode_packed_command(data: bytes, timestamp: float) -> Command:
         return _from_fields(pickle.loads(data), timestamp)
     except Exception as exc:
         raise _undecodable(data, exc) from exc
+
+
+def decode_packed_fields(data: bytes) -> CommandFields:
+    """The fields of one command of a packed payload, without building a :class:`Command`.
+
+    The apply hot path of a packed entry: the node that encoded the command validated
+    it (:class:`Command` checks its fields), so only what the session table relies on
+    is checked again here (the shape, the client id and the sequence numbers); a bad
+    object name, method or arguments make that command's outcome an error when it
+    applies, as for any command.
+
+    :raises ~replobj.errors.CorruptCommandError: on garbage, or when it refers to code
+        this node does not have.
+    """
+    try:
+        fields = pickle.loads(data)
+        client_id, seq, lowest_pending = fields[0], fields[1], fields[2]
+        if (
+            type(fields) is not tuple
+            or len(fields) != 8
+            or type(client_id) is not bytes
+            or type(seq) is not int
+            or type(lowest_pending) is not int
+            or not 0 < lowest_pending <= seq
+            or len(client_id) != 16
+        ):
+            raise ValueError("not the fields of a command")
+    except Exception as exc:
+        raise _undecodable(data, exc) from exc
+    return fields
 
 
 def _undecodable(data: bytes, exc: Exception) -> CorruptCommandError:

@@ -168,7 +168,6 @@ class Node(ClusterOperations):
         self.max_command_bytes = 1 << 20
         self._next_seq = 0
         self._in_flight: set[int] = set()
-        self._in_flight_heap: list[int] = []
         self._runtime: RaftRuntime | None = None
         self._transport: Transport | None = None
         self._outer: anyio.abc.TaskGroup | None = None

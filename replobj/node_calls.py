@@ -6,7 +6,6 @@ call costs no extra indirection; ``Node.__init__`` sets the state it declares.
 
 from __future__ import annotations
 
-import heapq
 import time
 from typing import Any
 
@@ -37,7 +36,8 @@ class NodeCalls:
     _client_id: bytes
     _next_seq: int
     _in_flight: set[int]
-    _in_flight_heap: list[int]
+    _lowest_seq: int = 1
+    """No call below this sequence number is in flight (:meth:`_lowest_in_flight`)."""
     _restarted: bool
     _member_of: ClusterConfig | None
     _yielded_at: float = 0.0
@@ -150,7 +150,6 @@ class NodeCalls:
                 f"transport carries at most {self.max_command_bytes}; pass smaller arguments"
             )
         self._in_flight.add(seq)
-        heapq.heappush(self._in_flight_heap, seq)
         return cmd, payload
 
     def finish_command(self, seq: int) -> None:
@@ -158,10 +157,17 @@ class NodeCalls:
         self._in_flight.discard(seq)
 
     def _lowest_in_flight(self, seq: int) -> int:
-        heap = self._in_flight_heap
-        while heap and heap[0] not in self._in_flight:
-            heapq.heappop(heap)
-        return heap[0] if heap else seq
+        """The lowest sequence number in flight, ``seq`` (the next one) if none is.
+
+        Sequence numbers are handed out in order, so the lowest one in flight only moves
+        up: one pointer walks past each finished call once (no heap per call).
+        """
+        in_flight = self._in_flight
+        low = self._lowest_seq
+        while low < seq and low not in in_flight:
+            low += 1
+        self._lowest_seq = low
+        return low
 
     async def submit(
         self, seq: int, payload: bytes, timeout: float | None, local: Command | None = None
@@ -252,7 +258,7 @@ class NodeCalls:
                 tickets = [runtime.submit(payloads[i], until, local[i]) for i in pending]
                 for ticket in tickets:
                     if not ticket.done:
-                        await ticket.wait()
+                        await ticket.waiter()
                 refused, still = False, []
                 for i, ticket in zip(pending, tickets, strict=True):
                     reached_log[i] = reached_log[i] or (ticket.sent and not ticket.refused)
@@ -284,7 +290,7 @@ class NodeCalls:
             self._check_member()
             while (now := time.monotonic()) < deadline:
                 ticket = self.runtime.submit(payload, min(deadline, now + attempt), local)
-                await ticket.wait()
+                await ticket.waiter()
                 # Unknown once a leader may have appended it: sent and not explicitly refused.
                 reached_log = reached_log or (ticket.sent and not ticket.refused)
                 if ticket.applied and isinstance(ticket.result, ApplyOutcome):

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import pickle
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle  # type: ignore[import-untyped]
 
-from .command import Command, CommandOutcome
+from .command import CommandFields, CommandOutcome
 from .errors import StaleCommandError, UnpicklableStateError
 
 __all__ = ["DEFAULT_SESSION_TTL", "SessionTable"]
@@ -75,43 +75,49 @@ class SessionTable:
         """The client ids that currently have a session."""
         return frozenset(self._sessions)
 
-    def begin(self, cmd: Command, timestamp: float | None = None) -> CommandOutcome | None:
-        """Account for ``cmd`` before it runs; say whether it must run.
+    def begin(self, fields: CommandFields, timestamp: float) -> CommandOutcome | None:
+        """Account for a command before it runs; say whether it must run.
 
         Advances leader time, expires idle sessions and opens or touches the client's.
 
-        :param cmd: the command about to be applied.
-        :param timestamp: its leader timestamp when it differs from ``cmd.timestamp``
-            (a command object built before the leader stamped its payload).
+        :param fields: the command (:meth:`Command.fields <replobj.command.Command.fields>`).
+        :param timestamp: its leader timestamp.
         :returns: ``None`` if the method must run (then call :meth:`record`), else the
             outcome to report without running it (kept outcome, or a stale error).
         """
-        stamp = cmd.timestamp if timestamp is None else timestamp
-        if stamp > self._now:
-            self._now = stamp
+        if timestamp > self._now:
+            self._now = timestamp
             self._expire()
-        session = self._sessions.get(cmd.client_id)
+        client_id, seq, lowest_pending = fields[0], fields[1], fields[2]
+        session = self._sessions.get(client_id)
         if session is None:
-            session = _Session(cmd.lowest_pending, self._now, {})
-            self._sessions[cmd.client_id] = session
+            session = _Session(lowest_pending, self._now, {})
+            self._sessions[client_id] = session
         else:
-            session.last_active = self._now
-            self._sessions.move_to_end(cmd.client_id)
-            if cmd.lowest_pending > session.lowest_pending:
-                _forget_acknowledged(session, cmd.lowest_pending)
-        if cmd.seq < session.lowest_pending:
+            if session.last_active != self._now:
+                # Sessions stay ordered by last activity; one already touched at the
+                # current leader time is in order wherever it is.
+                session.last_active = self._now
+                self._sessions.move_to_end(client_id)
+            if lowest_pending > session.lowest_pending:
+                if lowest_pending == session.lowest_pending + 1:
+                    session.outcomes.pop(session.lowest_pending, None)
+                    session.lowest_pending = lowest_pending
+                else:
+                    _forget_acknowledged(session, lowest_pending)
+        if seq < session.lowest_pending:
             error = StaleCommandError(
-                f"call {cmd.seq} of client {cmd.client_id.hex()} ({cmd.call}) was already "
+                f"call {seq} of client {client_id.hex()} ({fields[3]}.{fields[5]}) was already "
                 f"acknowledged (lowest pending call is {session.lowest_pending}); it was not "
                 "applied again"
             )
-            return CommandOutcome(cmd.client_id, cmd.seq, error=error, duplicate=True)
-        kept = session.outcomes.get(cmd.seq)
-        return None if kept is None else replace(kept, duplicate=True)
+            return CommandOutcome(client_id, seq, error=error, duplicate=True)
+        kept = session.outcomes.get(seq)
+        return None if kept is None else kept.as_duplicate()
 
-    def record(self, cmd: Command, outcome: CommandOutcome) -> None:
-        """Keep ``outcome`` of ``cmd`` (after :meth:`begin` returned ``None``)."""
-        self._sessions[cmd.client_id].outcomes[cmd.seq] = outcome
+    def record(self, fields: CommandFields, outcome: CommandOutcome) -> None:
+        """Keep ``outcome`` of a command (after :meth:`begin` returned ``None``)."""
+        self._sessions[fields[0]].outcomes[fields[1]] = outcome
 
     def _expire(self) -> None:
         cutoff = self._now - self._ttl

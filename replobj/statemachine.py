@@ -45,13 +45,14 @@ from typing import Any, TypeVar
 from .command import (
     PACKED_TAG,
     Command,
+    CommandFields,
     CommandOutcome,
     decode_commands,
-    decode_packed_command,
+    decode_packed_fields,
     payload_timestamp,
     unpack_commands,
 )
-from .entry_context import run_in_entry
+from .entry_context import enter_entry, leave_entry, run_in_entry
 from .errors import (
     ApplyOrderError,
     AttachAfterStartError,
@@ -108,11 +109,21 @@ class StateMachine:
         :mod:`replobj.sessions`); must be equal on every node.
     """
 
-    __slots__ = ("_applied_index", "_applied_term", "_frozen", "_objects", "_sessions", "_specs")
+    __slots__ = (
+        "_applied_index",
+        "_applied_term",
+        "_frozen",
+        "_objects",
+        "_sessions",
+        "_specs",
+        "_targets",
+    )
 
     def __init__(self, *, session_ttl: float = DEFAULT_SESSION_TTL) -> None:
         self._objects: dict[str, Any] = {}
         self._specs: dict[str, ObjectSpec] = {}
+        self._targets: dict[tuple[str, str, str], Any] = {}
+        """The object of each (object name, class name, command) checked so far."""
         self._sessions = SessionTable(session_ttl)
         self._applied_index: LogIndex = 0
         self._applied_term: Term = 0
@@ -194,12 +205,15 @@ class StateMachine:
         self._frozen = True
         outcome: ApplyOutcome
         if entry.kind is EntryKind.COMMAND:
+            where, token = enter_entry(entry.index, entry.term)
             try:
-                results = self._apply_payload(entry, local)
+                results = self._apply_payload(entry, local, where)
             except CorruptCommandError as exc:
                 outcome = ApplyOutcome(entry.index, entry.term, entry.kind, error=exc)
             else:
                 outcome = ApplyOutcome(entry.index, entry.term, entry.kind, results)
+            finally:
+                leave_entry(where, token)
         else:
             outcome = ApplyOutcome(entry.index, entry.term, entry.kind)
         self._applied_index = entry.index
@@ -207,60 +221,77 @@ class StateMachine:
         return outcome
 
     def _apply_payload(
-        self, entry: Entry, local: Command | LocalCommands | None
+        self, entry: Entry, local: Command | LocalCommands | None, where: list[Any]
     ) -> tuple[CommandOutcome, ...]:
         payload = entry.payload
         if payload[:1] == _PACKED:
-            return self._apply_packed(entry, local)
+            return self._apply_packed(entry, local, where)
         if isinstance(local, Command):
-            return (self._apply_command(local, entry, payload_timestamp(payload), 0),)
+            timestamp = payload_timestamp(payload)
+            return (self._apply_command(local.fields(), timestamp, 0, where),)
         commands = decode_commands(payload)
-        return tuple([self._apply_command(c, entry, None, i) for i, c in enumerate(commands)])
+        return tuple(
+            [self._apply_command(c.fields(), c.timestamp, i, where) for i, c in enumerate(commands)]
+        )
 
     def _apply_packed(
-        self, entry: Entry, local: Command | LocalCommands | None
+        self, entry: Entry, local: Command | LocalCommands | None, where: list[Any]
     ) -> tuple[CommandOutcome, ...]:
+        """Apply each command of a packed entry from its pickled fields (no
+        :class:`Command` is built), or from the command this node encoded."""
         timestamp, pickles = unpack_commands(entry.payload)
         if not isinstance(local, tuple) or len(local) != len(pickles):
             local = (None,) * len(pickles)
-        results = []
+        results: list[CommandOutcome] = []
+        add = results.append
+        apply = self._apply_command
         for position, (data, cmd) in enumerate(zip(pickles, local, strict=True)):
             if cmd is None:
                 try:
-                    cmd = decode_packed_command(data, timestamp)
+                    fields = decode_packed_fields(data)
                 except CorruptCommandError as exc:
-                    results.append(CommandOutcome(b"", 0, error=exc))
+                    add(CommandOutcome(b"", 0, error=exc))
                     continue
-            results.append(self._apply_command(cmd, entry, timestamp, position))
+            else:
+                fields = cmd.fields()
+            add(apply(fields, timestamp, position, where))
         return tuple(results)
 
     def _apply_command(
-        self, cmd: Command, entry: Entry, timestamp: float | None, position: int
+        self, fields: CommandFields, timestamp: float, position: int, where: list[Any]
     ) -> CommandOutcome:
-        kept = self._sessions.begin(cmd, timestamp)
+        """Apply one command; ``where`` is the current entry (see
+        :func:`~replobj.entry_context.enter_entry`)."""
+        sessions = self._sessions
+        kept = sessions.begin(fields, timestamp)
         if kept is not None:
             return kept
+        client_id, seq, _, object_name, class_name, method, args, kwargs = fields
         try:
-            method = getattr(self._command_target(cmd), cmd.method)
-            where = (entry.index, entry.term, self._sessions.now, position)
-            value = run_in_entry(where, method, cmd.args, cmd.kwargs)
-            outcome = CommandOutcome(cmd.client_id, cmd.seq, value)
+            target = self._targets.get((object_name, class_name, method))
+            if target is None:
+                target = self._command_target(object_name, class_name, method)
+                self._targets[object_name, class_name, method] = target
+            where[2] = sessions.now
+            where[3] = position
+            value = getattr(target, method)(*args, **kwargs)
+            outcome = CommandOutcome(client_id, seq, value)
         except Exception as exc:
-            outcome = CommandOutcome(cmd.client_id, cmd.seq, error=exc)
-        self._sessions.record(cmd, outcome)
+            outcome = CommandOutcome(client_id, seq, error=exc)
+        sessions.record(fields, outcome)
         return outcome
 
-    def _command_target(self, cmd: Command) -> Any:
-        obj, spec = self._lookup(cmd.object_name)
-        if spec.class_name != cmd.class_name:
+    def _command_target(self, object_name: str, class_name: str, method: str) -> Any:
+        obj, spec = self._lookup(object_name)
+        if spec.class_name != class_name:
             raise ClassMismatchError(
-                f"object {cmd.object_name!r} is a {spec.class_name} here but the command came "
-                f"from {cmd.class_name}: attach the same class under the same name on every node"
+                f"object {object_name!r} is a {spec.class_name} here but the command came "
+                f"from {class_name}: attach the same class under the same name on every node"
             )
-        if not spec.is_command(cmd.method):
-            what = "a query, not a command" if spec.is_query(cmd.method) else "not a command"
+        if not spec.is_command(method):
+            what = "a query, not a command" if spec.is_query(method) else "not a command"
             raise UnknownMethodError(
-                f"{cmd.method!r} is {what} of {spec.class_name} (object {cmd.object_name!r}); "
+                f"{method!r} is {what} of {spec.class_name} (object {object_name!r}); "
                 "run the same code on every node"
             )
         return obj

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import heapq
 import time
+from asyncio import AbstractEventLoop
+from asyncio import _get_running_loop as _running_asyncio_loop
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
@@ -44,18 +46,20 @@ PayloadPacker = Callable[[Sequence[bytes]], bytes]
 """Combines several submitted payloads into one, never longer than they are together."""
 
 
-class CallTicket:
+class CallTicket(Flag):
     """One submitted command payload, from submission to its outcome on this node.
 
     ``proposal`` is set once a leader appended it (it reached the log). The ticket is
     done when the entry at that index was applied here (``applied`` tells whether it was
     this payload or another entry that won the index), or when the leader refused it
     (``error``). Payloads submitted together may share one entry: ``position`` is this
-    payload's place in it, and ``result`` is the whole entry's.
+    payload's place in it, and ``result`` is the whole entry's. The ticket is its own
+    :class:`~replobj.waiting.Flag`, set when done: one object per call, and the caller
+    awaits :meth:`~replobj.waiting.Flag.waiter` directly.
     """
 
     __slots__ = (
-        "_done",
+        "_loop",
         "applied",
         "deadline",
         "error",
@@ -68,7 +72,17 @@ class CallTicket:
         "sent",
     )
 
-    def __init__(self, payload: bytes, deadline: float, local: object = None) -> None:
+    def __init__(
+        self,
+        payload: bytes,
+        deadline: float,
+        local: object = None,
+        loop: AbstractEventLoop | None = None,
+    ) -> None:
+        self.is_set = False
+        self._waiters = None
+        self._loop = loop
+        """The runtime's asyncio loop, if known (else looked up when a caller waits)."""
         self.payload = payload
         self.deadline = deadline
         self.local = local
@@ -82,33 +96,33 @@ class CallTicket:
         self.applied = False
         self.result: object = None
         self.error: BaseException | None = None
-        self._done = Flag()
 
     @property
     def done(self) -> bool:
         """Whether an outcome or an error is known."""
-        return self._done.is_set
+        return self.is_set
 
     def resolve(self, applied: bool, result: object) -> None:
         """The entry at the ticket's index was applied here."""
-        if not self._done.is_set:
+        if not self.is_set:
             self.applied, self.result = applied, result
-            self._done.set()
+            self.set()
 
     def fail(self, error: BaseException) -> None:
         """The payload was not appended (refused or the request was lost)."""
-        if not self._done.is_set:
+        if not self.is_set:
             self.error = error
-            self._done.set()
+            self.set()
+
+    def waiter(self) -> Awaitable[None]:
+        """What to await until :attr:`done` (see :meth:`~replobj.waiting.Flag.waiter`)."""
+        loop = self._loop
+        return Flag.waiter(self) if loop is None else self.waiter_on(loop)
 
     @property
     def expired(self) -> bool:
         """Done because its deadline passed (outcome unknown)."""
         return isinstance(self.error, TimeoutError)
-
-    async def wait(self) -> None:
-        """Return once :attr:`done`."""
-        await self._done.wait()
 
 
 class TicketDesk:
@@ -142,6 +156,8 @@ class TicketDesk:
         self._next_request = 0
         self._recent: OrderedDict[LogIndex, tuple[int, object, int]] = OrderedDict()
         self._recent_bytes = 0
+        self._loop: AbstractEventLoop | None = None
+        """The asyncio loop the runtime runs on, once known (``None`` on trio)."""
 
     def submit(self, payload: bytes, deadline: float, local: object = None) -> CallTicket:
         """Queue ``payload`` for the log; it goes to the leader with the next drain.
@@ -153,7 +169,7 @@ class TicketDesk:
         by then, so callers need no cancel scope per call. ``local`` is handed to the apply
         callback with the entry this payload became.
         """
-        ticket = CallTicket(payload, deadline, local)
+        ticket = CallTicket(payload, deadline, local, self._loop)
         self._submitted.append(ticket)
         in_order = self._in_order
         if not in_order or in_order[-1].deadline <= deadline:
@@ -167,6 +183,7 @@ class TicketDesk:
         return ticket
 
     async def _expiry_loop(self) -> None:
+        self._loop = _running_asyncio_loop()
         while True:
             await anyio.sleep(_EXPIRY_PERIOD)
             self._expire_tickets(time.monotonic())

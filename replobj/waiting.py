@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import heapq
-from asyncio import Future
+from asyncio import AbstractEventLoop, Future
 from asyncio import _get_running_loop as _running_asyncio_loop
-from typing import Generic, TypeVar
+from collections.abc import Awaitable
+from typing import Generic, TypeAlias, TypeVar
 
 import anyio
 import anyio.lowlevel
 
 T = TypeVar("T")
+_Waiter: TypeAlias = "Future[None] | anyio.Event"
 
 
 class Flag:
@@ -18,14 +20,16 @@ class Flag:
 
     Nothing is allocated until a task waits while the flag is not set. On asyncio a
     waiter costs one bare future (an ``anyio.Event`` costs four objects and a lock on its
-    first wait); on other backends it falls back to an ``anyio.Event``.
+    first wait), kept without a list while it is the only one; on other backends it
+    falls back to an ``anyio.Event``. A class may inherit it to be its own flag (a call
+    ticket is), saving an object per call.
     """
 
     __slots__ = ("_waiters", "is_set")
 
     def __init__(self) -> None:
         self.is_set = False
-        self._waiters: list[Future[None] | anyio.Event] | None = None
+        self._waiters: _Waiter | list[_Waiter] | None = None
 
     def set(self) -> None:
         """Set the flag and wake every waiting task (no effect if already set)."""
@@ -33,28 +37,50 @@ class Flag:
             return
         self.is_set = True
         waiters, self._waiters = self._waiters, None
-        for waiter in waiters or ():
+        if waiters is None:
+            return
+        if isinstance(waiters, Future):  # the usual case: one task waits
+            if not waiters.done():
+                waiters.set_result(None)
+            return
+        for waiter in waiters if isinstance(waiters, list) else (waiters,):
             if isinstance(waiter, Future):
                 if not waiter.done():
                     waiter.set_result(None)
             else:
                 waiter.set()
 
+    def waiter(self) -> Awaitable[None]:
+        """What to await until the flag is set: on asyncio the bare future itself, so
+        the waiting task resumes through no coroutine frame of this class (the call hot
+        path awaits it directly). A checkpoint if the flag is already set."""
+        return self.waiter_on(_running_asyncio_loop())
+
+    def waiter_on(self, loop: AbstractEventLoop | None) -> Awaitable[None]:
+        """:meth:`waiter` when the caller knows the running asyncio loop (``None``: not
+        on asyncio); asking asyncio for it costs a ``getpid`` system call on Python 3.11."""
+        if self.is_set:
+            return anyio.lowlevel.checkpoint()
+        if loop is None:
+            event = anyio.Event()
+            self._add(event)
+            return event.wait()
+        future: Future[None] = Future(loop=loop)
+        self._add(future)
+        return future
+
     async def wait(self) -> None:
         """Return once the flag is set."""
-        if self.is_set:
-            await anyio.lowlevel.checkpoint()
-            return
-        loop = _running_asyncio_loop()
-        waiter: Future[None] | anyio.Event = anyio.Event() if loop is None else loop.create_future()
-        if self._waiters is None:
-            self._waiters = [waiter]
+        await self.waiter()
+
+    def _add(self, waiter: _Waiter) -> None:
+        waiters = self._waiters
+        if waiters is None:
+            self._waiters = waiter
+        elif isinstance(waiters, list):
+            waiters.append(waiter)
         else:
-            self._waiters.append(waiter)
-        if isinstance(waiter, Future):
-            await waiter
-        else:
-            await waiter.wait()
+            self._waiters = [waiters, waiter]
 
 
 class Pending(Generic[T]):
