@@ -303,26 +303,39 @@ class NodeCalls:
     async def read_barrier(self, timeout: float | None = None) -> None:
         """Wait until this replica reflects every write committed before the call (ReadIndex).
 
+        The reads that arrive together share one round (:mod:`replobj.read_rounds`): one
+        request to the leader, one deadline, one wake-up source. A read needs no cancel
+        scope of its own unless its ``timeout`` ends before its round's deadline.
+
         :raises ~replobj.errors.CallTimeoutError: if no leader confirmed a read in time.
         """
         self._check_member()
         limit = timeout or self.call_timeout
-        with anyio.move_on_after(limit):
-            while True:
-                runtime = self.runtime
-                try:
-                    pending = runtime.read_index()
-                except (errors.NoLeaderError, errors.NotLeaderError):
-                    await self._wait_role_change()
-                    continue
-                with anyio.move_on_after(2 * self._options.election_timeout):
-                    try:
-                        index = await pending.wait()
-                    except errors.ReadFailedError:
-                        continue
-                    await runtime.applied.wait_for(index)
-                    return
-                runtime.forget(pending)
+        deadline = time.monotonic() + limit
+        while (now := time.monotonic()) < deadline:
+            runtime = self.runtime
+            try:
+                joined = runtime.read_index()
+            except (errors.NoLeaderError, errors.NotLeaderError):
+                with anyio.move_on_after(min(2 * self._options.heartbeat_interval, deadline - now)):
+                    await runtime.role_changed.wait()
+                continue
+            if joined.deadline <= deadline:  # the round ends first: it fails by itself
+                index = await joined.outcome()
+            else:
+                with anyio.move_on_after(deadline - now):
+                    index = await joined.outcome()
+                if not joined.done:
+                    break
+            if isinstance(index, BaseException):
+                continue  # not confirmed (leadership changed, or the request was lost)
+            applied = runtime.applied
+            if index > applied.index:
+                with anyio.move_on_after(deadline - time.monotonic()):
+                    await applied.wait_for(index)
+                if index > applied.index:
+                    break
+            return
         raise self._stalled_or(
             errors.CallTimeoutError(
                 f"no leader confirmed a linearizable read within {limit:.1f}s", outcome_known=True
