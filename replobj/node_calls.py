@@ -40,8 +40,9 @@ class NodeCalls:
     _in_flight_heap: list[int]
     _restarted: bool
     _member_of: ClusterConfig | None
-    _yielded_at: float = 0.0
-    """``time.monotonic()`` when a call of this node last yielded in :meth:`fair_checkpoint`."""
+    _local_due: float = 0.0
+    """``time.monotonic()`` from which the next local read must yield (:data:`FAIR_SLICE`
+    after a call of this node last yielded in :meth:`fair_checkpoint`)."""
 
     @property
     def runtime(self) -> RaftRuntime:
@@ -59,12 +60,8 @@ class NodeCalls:
         """Whether the next local read must first await :meth:`local_read_ready`: the node
         is stopped or restarted, or more than :data:`FAIR_SLICE` passed since a call last
         yielded. Otherwise (the common case) the read runs at once, without a trip
-        through the event loop."""
-        return (
-            self._runtime is None
-            or self._restarted
-            or time.monotonic() - self._yielded_at >= FAIR_SLICE
-        )
+        through the event loop. :meth:`~replobj.proxy.QueryMethod.local` inlines this."""
+        return self._runtime is None or self._restarted or time.monotonic() >= self._local_due
 
     async def local_read_ready(self) -> None:
         """Make the next local read safe and fair.
@@ -95,7 +92,7 @@ class NodeCalls:
         looping on them then yields at least once a millisecond.
         """
         await anyio.lowlevel.checkpoint()
-        self._yielded_at = time.monotonic()
+        self._local_due = time.monotonic() + FAIR_SLICE
 
     def _check_member(self) -> None:
         raft = self.runtime.raft
