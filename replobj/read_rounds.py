@@ -45,7 +45,7 @@ class ReadRounds:
     :param attempt: seconds a round may wait for the core's answer before it fails.
     """
 
-    __slots__ = ("_attempt", "_open", "_raft", "_sent")
+    __slots__ = ("_attempt", "_closed", "_open", "_raft", "_sent")
 
     def __init__(self, raft: RaftNode, attempt: float) -> None:
         self._raft = raft
@@ -53,13 +53,17 @@ class ReadRounds:
         self._open: ReadRound | None = None
         self._sent: dict[int, ReadRound] = {}
         """Rounds registered with the core by request id, in deadline order."""
+        self._closed: errors.NodeStoppedError | None = None
 
     def join(self) -> tuple[ReadRound, bool]:
         """The open round, and whether it was opened by this call (the driver must run).
 
         :raises ~replobj.errors.NoLeaderError: if no leader is known (as the core would
             refuse the request).
+        :raises ~replobj.errors.NodeStoppedError: once :meth:`close` was called.
         """
+        if self._closed is not None:
+            raise self._closed
         current = self._open
         if current is not None:
             return current, False
@@ -108,6 +112,20 @@ class ReadRounds:
             if sent[request_id].deadline > now:
                 break
             sent.pop(request_id).fail(errors.ReadFailedError("read not confirmed in time"))
+
+    def close(self) -> None:
+        """The runtime stopped: fail every round with
+        :class:`~replobj.errors.NodeStoppedError` (nothing else would end them: their
+        deadlines are the runtime's to enforce) and refuse new reads."""
+        error = self._closed = errors.NodeStoppedError(
+            f"node {self._raft.id!r} stopped while a linearizable read waited; "
+            "retry it on a running node"
+        )
+        rounds = [*self._sent.values(), *([self._open] if self._open is not None else [])]
+        self._sent.clear()
+        self._open = None
+        for current in rounds:
+            current.fail(error)
 
     @property
     def has_open(self) -> bool:

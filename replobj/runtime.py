@@ -113,15 +113,18 @@ class RaftRuntime(TicketDesk):
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Drive the node until cancelled; raises if storage fails (the node must stop)."""
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(self._receive_loop)
-            tasks.start_soon(self._timer_loop)
-            tasks.start_soon(self._until_storage_fails, self._sync_loop)
-            tasks.start_soon(self._until_storage_fails, self._drive_loop)
-            tasks.start_soon(self._expiry_loop)
-            tasks.start_soon(self._stop_on_failure)
-            self.kick()
-            task_status.started()
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._receive_loop)
+                tasks.start_soon(self._timer_loop)
+                tasks.start_soon(self._until_storage_fails, self._sync_loop)
+                tasks.start_soon(self._until_storage_fails, self._drive_loop)
+                tasks.start_soon(self._expiry_loop)
+                tasks.start_soon(self._stop_on_failure)
+                self.kick()
+                task_status.started()
+        finally:
+            self._reads.close()  # nothing else would end the rounds' readers
 
     def kick(self) -> None:
         """Ask the driver to drain the core's actions soon (after an input)."""
@@ -370,12 +373,11 @@ class RaftRuntime(TicketDesk):
     # ------------------------------------------------------------------ reads
 
     def read_index(self) -> ReadRound:
-        """Join the open round of linearizable reads; its value is the index to wait for.
-
-        Every read joining before the next drain shares one ReadIndex request (see
-        :mod:`replobj.read_rounds`); the round fails by itself if no answer comes in time.
+        """Join the open round of linearizable reads (:mod:`replobj.read_rounds`); its
+        value is the index to wait for; it fails by itself if no answer comes in time.
 
         :raises ~replobj.errors.RaftRefusedError: if no leader is known.
+        :raises ~replobj.errors.NodeStoppedError: if the runtime stopped.
         """
         joined, opened = self._reads.join()
         if opened:

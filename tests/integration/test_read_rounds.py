@@ -185,3 +185,45 @@ async def test_reads_wake_the_event_loop_about_once_each(anyio_backend: str) -> 
         print(f"{per_read:.2f} callbacks per read")
         assert per_read < 1.25
         await node.aclose()
+
+
+async def test_reads_waiting_on_a_round_end_when_the_node_stops() -> None:
+    """A round's deadline is enforced by the runtime: when the runtime stops, its rounds
+    must end too, or their readers (who hold no cancel scope) would wait forever."""
+    node = replobj.Node(
+        "n0",
+        secret=SECRET,
+        listen=f"127.0.0.1:{free_port()}",
+        election_timeout=5.0,
+        heartbeat_interval=0.1,
+        call_timeout=60.0,
+    )
+    register = node.attach("reg", Register())
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(node.serve)
+        await node.wait_for_leader()
+        runtime: RaftRuntime = node.runtime
+        registered: list[int] = []
+
+        def unanswered_read_index(request_id: int) -> Refusal | None:
+            registered.append(request_id)  # the core never hears of it: no answer comes
+            return None
+
+        runtime.raft.read_index = unanswered_read_index  # type: ignore[method-assign]
+        outcomes: list[str] = []
+
+        async def reader() -> None:
+            try:
+                await register.snapshot_values()
+            except errors.NodeStoppedError:
+                outcomes.append("stopped")
+
+        with anyio.fail_after(5.0):  # well before the round's own 10 s deadline
+            async with anyio.create_task_group() as readers:
+                for _ in range(3):
+                    readers.start_soon(reader)
+                while not registered:  # noqa: ASYNC110 - the round reaches the core's drain
+                    await anyio.sleep(0.01)
+                await node.aclose()
+        assert outcomes == ["stopped"] * 3
+        assert len(registered) == 1
