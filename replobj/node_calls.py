@@ -40,8 +40,9 @@ class NodeCalls:
     """No call below this sequence number is in flight (:meth:`_lowest_in_flight`)."""
     _restarted: bool
     _member_of: ClusterConfig | None
-    _yielded_at: float = 0.0
-    """``time.monotonic()`` when a call of this node last yielded in :meth:`fair_checkpoint`."""
+    _local_due: float = 0.0
+    """``time.monotonic()`` from which the next local read must yield (:data:`FAIR_SLICE`
+    after a call of this node last yielded in :meth:`fair_checkpoint`)."""
 
     @property
     def runtime(self) -> RaftRuntime:
@@ -59,12 +60,8 @@ class NodeCalls:
         """Whether the next local read must first await :meth:`local_read_ready`: the node
         is stopped or restarted, or more than :data:`FAIR_SLICE` passed since a call last
         yielded. Otherwise (the common case) the read runs at once, without a trip
-        through the event loop."""
-        return (
-            self._runtime is None
-            or self._restarted
-            or time.monotonic() - self._yielded_at >= FAIR_SLICE
-        )
+        through the event loop. :meth:`~replobj.proxy.QueryMethod.local` inlines this."""
+        return self._runtime is None or self._restarted or time.monotonic() >= self._local_due
 
     async def local_read_ready(self) -> None:
         """Make the next local read safe and fair.
@@ -95,7 +92,7 @@ class NodeCalls:
         looping on them then yields at least once a millisecond.
         """
         await anyio.lowlevel.checkpoint()
-        self._yielded_at = time.monotonic()
+        self._local_due = time.monotonic() + FAIR_SLICE
 
     def _check_member(self) -> None:
         raft = self.runtime.raft
@@ -309,26 +306,39 @@ class NodeCalls:
     async def read_barrier(self, timeout: float | None = None) -> None:
         """Wait until this replica reflects every write committed before the call (ReadIndex).
 
+        The reads that arrive together share one round (:mod:`replobj.read_rounds`): one
+        request to the leader, one deadline, one wake-up source. A read needs no cancel
+        scope of its own unless its ``timeout`` ends before its round's deadline.
+
         :raises ~replobj.errors.CallTimeoutError: if no leader confirmed a read in time.
         """
         self._check_member()
         limit = timeout or self.call_timeout
-        with anyio.move_on_after(limit):
-            while True:
-                runtime = self.runtime
-                try:
-                    pending = runtime.read_index()
-                except (errors.NoLeaderError, errors.NotLeaderError):
-                    await self._wait_role_change()
-                    continue
-                with anyio.move_on_after(2 * self._options.election_timeout):
-                    try:
-                        index = await pending.wait()
-                    except errors.ReadFailedError:
-                        continue
-                    await runtime.applied.wait_for(index)
-                    return
-                runtime.forget(pending)
+        deadline = time.monotonic() + limit
+        while (now := time.monotonic()) < deadline:
+            runtime = self.runtime
+            try:
+                joined = runtime.read_index()
+            except (errors.NoLeaderError, errors.NotLeaderError):
+                with anyio.move_on_after(min(2 * self._options.heartbeat_interval, deadline - now)):
+                    await runtime.role_changed.wait()
+                continue
+            if joined.deadline <= deadline:  # the round ends first: it fails by itself
+                index = await joined.outcome()
+            else:
+                with anyio.move_on_after(deadline - now):
+                    index = await joined.outcome()
+                if not joined.done:
+                    break
+            if isinstance(index, BaseException):
+                continue  # not confirmed (leadership changed, or the request was lost)
+            applied = runtime.applied
+            if index > applied.index:
+                with anyio.move_on_after(deadline - time.monotonic()):
+                    await applied.wait_for(index)
+                if index > applied.index:
+                    break
+            return
         raise self._stalled_or(
             errors.CallTimeoutError(
                 f"no leader confirmed a linearizable read within {limit:.1f}s", outcome_known=True

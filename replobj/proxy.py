@@ -8,11 +8,13 @@ barrier (ReadIndex); ``await proxy.q.local(...)`` runs it on this replica at onc
 from __future__ import annotations
 
 from collections.abc import Coroutine, Iterable
+from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .command import Command, CommandOutcome, has_immutable_arguments
-from .entry_context import run_outside_entry
+from .entry_context import _current as _current_entry
+from .entry_context import run_in_entry
 from .replicated import ObjectSpec
 
 if TYPE_CHECKING:
@@ -176,13 +178,16 @@ def _results(
 class QueryMethod:
     """``await proxy.query(...)`` (linearizable) or ``await proxy.query.local(...)``."""
 
-    __slots__ = ("_method", "_name", "_node", "_obj")
+    __slots__ = ("_bound", "_current_entry", "_method", "_name", "_node", "_obj")
 
     def __init__(self, node: Node, name: str, method: str, obj: object) -> None:
         self._node = node
         self._name = name
         self._method = method
         self._obj = obj
+        # The attached instance never changes (a snapshot restores its state in place).
+        self._bound = getattr(obj, method)
+        self._current_entry = _current_entry.get
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the query once this replica has applied every earlier committed write."""
@@ -201,9 +206,17 @@ class QueryMethod:
         :raises ~replobj.errors.ClassMismatchError: if this replica of the object diverged.
         """
         node = self._node
-        if node.diverged:
+        # node.local_read_waits() and check_object(), inlined: this is the whole cost of
+        # a local read besides the await and the method itself.
+        if (
+            node._runtime is None
+            or node._restarted
+            or _monotonic() >= node._local_due
+            or node.diverged
+        ):
             node.check_object(self._name)
-        if node.local_read_waits():
-            await node.local_read_ready()
-        # The attached instance never changes (a snapshot restores its state in place).
-        return run_outside_entry(getattr(self._obj, self._method), args, kwargs)
+            if node.local_read_waits():
+                await node.local_read_ready()
+        if self._current_entry() is None:  # run_outside_entry(), inlined
+            return self._bound(*args, **kwargs)
+        return run_in_entry(None, self._bound, args, kwargs)

@@ -41,13 +41,14 @@ from .raft import actions as act
 from .raft.messages import Message
 from .raft.node import RaftNode
 from .raft.types import LogIndex, Refusal, Role, SnapshotMeta
+from .read_rounds import ReadRound, ReadRounds
 from .runtime_options import RuntimeOptions
 from .snapshotting import SnapshotKeeper, Snapshotter
 from .storage.protocol import AppendEntries, Storage, WriteBatch
 from .storage_thread import StorageSyncer, Target
 from .tickets import ApplyCallback, CallTicket, PayloadPacker, TicketDesk
 from .transport.base import Transport
-from .waiting import IndexWaiters, Pending
+from .waiting import IndexWaiters
 
 __all__ = [
     "ApplyCallback",
@@ -104,7 +105,7 @@ class RaftRuntime(TicketDesk):
         self._written: tuple[LogIndex, int] | None = None
         self._backlog: list[act.Action] = []
         self._executing = False
-        self._reads: dict[int, Pending[LogIndex]] = {}
+        self._reads = ReadRounds(raft, 2 * self.options.election_timeout)
         self.applied = IndexWaiters(raft.applied_index)
         self._snapshots = SnapshotKeeper(
             raft, storage, transport, snapshotter, self.options, self.applied, self.kick
@@ -132,6 +133,7 @@ class RaftRuntime(TicketDesk):
                 self.kick()
                 task_status.started()
         finally:
+            self._reads.close()  # nothing else would end the rounds' readers
             self.transport.set_receiver(None)
             await self._syncer.stop()
 
@@ -365,13 +367,9 @@ class RaftRuntime(TicketDesk):
             self._apply_entries(action.entries)
             self._snapshots.note_applied(action.entries)
         elif isinstance(action, act.ReadReady):
-            pending = self._reads.pop(action.request_id, None)
-            if pending is not None:
-                pending.set(action.read_index)
+            self._reads.ready(action.request_id, action.read_index)
         elif isinstance(action, act.ReadFailed):
-            pending = self._reads.pop(action.request_id, None)
-            if pending is not None:
-                pending.fail(errors.ReadFailedError(f"read not confirmed: {action.reason}"))
+            self._reads.failed(action.request_id, action.reason)
         elif isinstance(action, act.ProposalForwarded):
             for group, proposal in zip(
                 self._forwards.pop(action.request_id, ()), action.proposals, strict=False
@@ -431,27 +429,28 @@ class RaftRuntime(TicketDesk):
 
     # ------------------------------------------------------------------ reads
 
-    def read_index(self) -> Pending[LogIndex]:
-        """Start a linearizable read; the pending value is the index to wait for.
+    def read_index(self) -> ReadRound:
+        """Join the open round of linearizable reads (:mod:`replobj.read_rounds`); its
+        value is the index to wait for; it fails by itself if no answer comes in time.
 
         :raises ~replobj.errors.RaftRefusedError: if no leader is known.
+        :raises ~replobj.errors.NodeStoppedError: if the runtime stopped.
         """
-        self._next_request += 1
-        request_id = self._next_request
-        pending: Pending[LogIndex] = Pending()
-        self._reads[request_id] = pending
-        refusal = self.raft.read_index(request_id)
-        if refusal is not None:
-            del self._reads[request_id]
-            raise errors.error_for_refusal(refusal)
-        self.kick()
-        return pending
+        joined, opened = self._reads.join()
+        if opened:
+            self.kick()
+        return joined
 
-    def forget(self, pending: Pending[LogIndex]) -> None:
-        """Stop tracking a read whose caller gave up."""
-        for request_id, candidate in list(self._reads.items()):
-            if candidate is pending:
-                del self._reads[request_id]
+    def _flush_submissions(self) -> None:
+        """Hand the open read round and the queued payloads to the core (each drain)."""
+        if self._reads.has_open:
+            self._next_request += 1
+            self._reads.flush(self._next_request)
+        super()._flush_submissions()
+
+    def _expire_tickets(self, now: float) -> None:
+        super()._expire_tickets(now)
+        self._reads.expire(now)
 
     @property
     def is_leader(self) -> bool:

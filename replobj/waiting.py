@@ -84,37 +84,48 @@ class Flag:
 
 
 class Pending(Generic[T]):
-    """A value or an exception that becomes available once (an anyio-friendly future)."""
+    """A value or an exception that becomes available once (an anyio-friendly future).
+
+    Any number of tasks may wait for it; each costs one :class:`Flag` waiter.
+    """
 
     __slots__ = ("_done", "_error", "_value")
 
     def __init__(self) -> None:
-        self._done = anyio.Event()
+        self._done = Flag()
         self._value: T | None = None
         self._error: BaseException | None = None
 
     @property
     def done(self) -> bool:
         """Whether a value or an error was set."""
-        return self._done.is_set()
+        return self._done.is_set
 
     def set(self, value: T) -> None:
         """Resolve with ``value`` (ignored if already resolved)."""
-        if not self._done.is_set():
+        if not self._done.is_set:
             self._value = value
             self._done.set()
 
     def fail(self, error: BaseException) -> None:
         """Resolve with ``error`` (ignored if already resolved)."""
-        if not self._done.is_set():
+        if not self._done.is_set:
             self._error = error
             self._done.set()
 
     async def wait(self) -> T:
-        """The value, once set; raises the error if one was set."""
+        """The value, once set; raises the error if one was set (a checkpoint either way)."""
+        outcome = await self.outcome()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def outcome(self) -> T | BaseException:
+        """The value or the error, once set, without raising: when many tasks wait, one
+        exception object raised in each would grow its traceback with every raise."""
         await self._done.wait()
         if self._error is not None:
-            raise self._error
+            return self._error
         return self._value  # type: ignore[return-value]
 
 
