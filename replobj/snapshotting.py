@@ -90,11 +90,17 @@ class SnapshotKeeper:
         """Count the payload bytes of applied entries toward the next snapshot."""
         self._applied_bytes += sum(len(entry.payload) for entry in entries)
 
+    def _applied_here(self) -> LogIndex:
+        """The index the state machine has really applied: the core counts entries applied
+        when it hands them out, a moment before the runtime applies them, and a snapshot
+        labelled with the core's index would hold an older state."""
+        return min(self._raft.applied_index, self._applied.index)
+
     def take_if_due(self) -> None:
         """Take a snapshot if enough entries, or enough payload bytes, were applied since
         the last one (or failed one)."""
         raft = self._raft
-        applied = raft.applied_index
+        applied = self._applied_here()
         options = self._options
         enough_entries = applied - raft.snapshot.last_index >= options.snapshot_entries
         if not enough_entries and self._applied_bytes < options.snapshot_bytes:
@@ -121,7 +127,7 @@ class SnapshotKeeper:
             pickled; the log is kept and :attr:`error` says why.
         """
         raft = self._raft
-        applied = raft.applied_index
+        applied = self._applied_here()
         if applied <= raft.snapshot.last_index:
             return None
         meta = raft.snapshot_meta_for(applied)
