@@ -51,17 +51,20 @@ def test_members_wiped_and_restarted_to_join_lose_nothing(tmp_path: Path) -> Non
     """``wipe``: SIGKILL, an emptied data directory and a restart under the same id with
     ``join=True`` (docs/operations.md), the leader included; every check must hold (the
     targeted schedules are in tests/raft/test_amnesia.py and test_disk_amnesia.py)."""
-    config = RunConfig(5, nodes=3, duration=6.0, backend="asyncio", faults=("wipe",))
+    config = RunConfig(5, nodes=3, duration=10.0, backend="asyncio", faults=("wipe",))
     report = run_seed(config, report_dir=tmp_path)
     print(report.summary())
     for fault in report.faults:
         print(fault)
     print(
         "replay: python -m replobj.testing.nemesis --first-seed 5 --seeds 1 --nodes 3 "
-        f"--duration 6 --backend asyncio --faults wipe (data and logs: {report.workdir})"
+        f"--duration 10 --backend asyncio --faults wipe (data and logs: {report.workdir})"
     )
     wiped = [fault for fault in report.faults if fault.kind == "wipe"]
-    assert len(wiped) >= 2, f"too few wipes: {report.faults}"
+    assert wiped, f"no wipe: {report.faults}"
+    # One member at a time: each wipe waits until the member has caught up (it may take a
+    # few seconds on a busy machine, so a short run may hold only one wipe).
+    assert all(fault.note.startswith("caught up to") for fault in wiped), wiped
     assert report.appends_acknowledged > 20
     assert report.local_reads > 20
     assert report.ok, report.summary() + "\n" + report.explanation
