@@ -49,6 +49,10 @@ class Snapshotter(Protocol):
         ...
 
 
+_MAX_RETRY_DELAY = 60.0
+"""Longest wait, in seconds, before asking again for a snapshot after refusals in a row."""
+
+
 class SnapshotKeeper:
     """The runtime's snapshot duties, against the same core, storage and transport.
 
@@ -81,6 +85,8 @@ class SnapshotKeeper:
         self._incoming: SnapshotWriter | None = None
         self._staged = bytearray()
         self._refused: tuple[SnapshotMeta, float] | None = None
+        self._refusals = 0
+        """Snapshots refused in a row: each doubles the wait before asking again."""
         self._retry_at: LogIndex = 0
         self._applied_bytes = 0
         self.error: str | None = None
@@ -191,22 +197,29 @@ class SnapshotKeeper:
         self._raft.handle_snapshot_installed(action.meta)
         self._applied.advance(action.meta.last_index)
         self._applied_bytes = 0
+        self._refusals = 0
         logger.info("%s installed a snapshot at index %d", self._raft.id, action.meta.last_index)
         self._kick()
 
     def _refuse(self, meta: SnapshotMeta, exc: errors.ReplObjError) -> None:
-        delay = self._options.election_timeout
+        """Discard a bad snapshot and ask again later: after the election timeout, doubled
+        for each refusal in a row up to :data:`_MAX_RETRY_DELAY` (a lasting cause, such as
+        other code on the leader, must not flood the leader and the log)."""
+        self._refusals += 1
+        delay = min(self._options.election_timeout * 2 ** (self._refusals - 1), _MAX_RETRY_DELAY)
         self._refused = (meta, anyio.current_time() + delay)
         logger.error(
             "%s refused a snapshot at index %d (term %d) from %r: %s; its own snapshot and "
-            "log are kept, and it asks for the snapshot again in %.1fs (if this repeats, "
-            "check that every node runs the same code and attaches the same objects)",
+            "log are kept, and it asks for the snapshot again in %.1fs (refusal %d in a row; "
+            "if this repeats, check that every node runs the same code and attaches the "
+            "same objects)",
             self._raft.id,
             meta.last_index,
             meta.last_term,
             self._raft.leader,
             exc,
             delay,
+            self._refusals,
         )
 
     def retry_if_due(self) -> None:
