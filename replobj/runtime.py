@@ -45,7 +45,7 @@ from .read_rounds import ReadRound, ReadRounds
 from .runtime_options import RuntimeOptions
 from .snapshotting import SnapshotKeeper, Snapshotter
 from .storage.protocol import AppendEntries, Storage, WriteBatch
-from .storage_thread import StorageSyncer, Target
+from .storage_thread import StorageSyncer, Target, loop_caller
 from .tickets import ApplyCallback, CallTicket, PayloadPacker, TicketDesk
 from .transport.base import Transport
 from .waiting import IndexWaiters
@@ -103,6 +103,8 @@ class RaftRuntime(TicketDesk):
         self._sleeping_until = math.inf
         """The deadline the timer loop sleeps until (a later one needs no wake-up)."""
         self._written: tuple[LogIndex, int] | None = None
+        self._call_soon: Callable[[Callable[[], object]], object] | None = None
+        self._commit_push_scheduled = False
         self._backlog: list[act.Action] = []
         self._executing = False
         self._reads = ReadRounds(raft, 2 * self.options.election_timeout)
@@ -122,6 +124,7 @@ class RaftRuntime(TicketDesk):
     ) -> None:
         """Drive the node until cancelled; raises if storage fails (the node must stop)."""
         self._syncer.start()
+        self._call_soon = loop_caller(threadsafe=False)
         try:
             async with anyio.create_task_group() as tasks:
                 if not self.transport.set_receiver(self._on_messages):
@@ -133,6 +136,7 @@ class RaftRuntime(TicketDesk):
                 self.kick()
                 task_status.started()
         finally:
+            self._call_soon = None  # a push already scheduled finds it gone and does nothing
             self._reads.close()  # nothing else would end the rounds' readers
             self.transport.set_receiver(None)
             await self._syncer.stop()
@@ -151,9 +155,11 @@ class RaftRuntime(TicketDesk):
             backlog, self._backlog = self._backlog, []
             self._executing = True
             try:
-                await self._execute([*backlog, *self.raft.take_actions()])
+                actions = self.raft.take_actions(defer_commit_push=True)
+                await self._execute([*backlog, *actions])
             finally:
                 self._executing = False
+            self._push_commit_soon()
             self._snapshots.take_if_due()
             self._snapshots.retry_if_due()
 
@@ -190,6 +196,7 @@ class RaftRuntime(TicketDesk):
             return
         try:
             self._flush_now()
+            self._push_commit_soon()
             self._snapshots.take_if_due()
             self._snapshots.retry_if_due()
         except errors.StorageError:
@@ -333,10 +340,41 @@ class RaftRuntime(TicketDesk):
             return
         with contextlib.suppress(errors.StorageError):  # recorded: the node stops
             self._flush_now()
+            self._push_commit_soon()
 
-    def _flush_now(self) -> None:
+    def _push_commit_soon(self) -> None:
+        """Tell followers a new commit index once the callers it woke have run.
+
+        A caller woken by the commit usually submits its next call at once: the entry
+        for it then carries the commit index, and the separate push (an empty
+        AppendEntries per follower) is saved. Otherwise the push goes right after.
+        """
+        if self._commit_push_scheduled or not self.raft.commit_push_due:
+            return
+        call_soon = self._call_soon
+        if call_soon is None:
+            self.kick()
+            return
+        self._commit_push_scheduled = True
+        call_soon(self._push_commit_now)
+
+    def _push_commit_now(self) -> None:
+        self._commit_push_scheduled = False
+        if self._call_soon is None:
+            return  # the runtime stopped
+        if self._executing or self._backlog or self.failure is not None:
+            self.kick()
+            return
+        try:
+            self._flush_now(defer_commit_push=False)
+        except errors.StorageError:
+            pass  # recorded by _storage_failed: the node stops
+        except Exception as exc:
+            self._fail_unexpectedly(exc)
+
+    def _flush_now(self, *, defer_commit_push: bool = True) -> None:
         self._flush_submissions()
-        actions = self.raft.take_actions()
+        actions = self.raft.take_actions(defer_commit_push=defer_commit_push)
         if any(isinstance(a, act.SaveHardState | act.InstallSnapshot) for a in actions):
             self._backlog = actions
             self.kick()

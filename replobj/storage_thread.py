@@ -43,11 +43,14 @@ Done: TypeAlias = Callable[[Target, BaseException | None], None]
 _STOP = object()
 
 
-def loop_caller() -> Callable[[Callable[[], object]], object]:
-    """A function that schedules a callable on the current event loop from any thread.
+def loop_caller(*, threadsafe: bool = True) -> Callable[[Callable[[], object]], object]:
+    """A function that schedules a callable on the current event loop.
 
     Never blocks the calling thread: asyncio's ``call_soon_threadsafe`` or trio's
     ``run_sync_soon``; another anyio backend falls back to ``anyio.from_thread.run_sync``.
+
+    :param threadsafe: callable from any thread; ``False``: only from the loop's own
+        thread, which on asyncio saves the write that wakes the loop (``call_soon``).
     """
     token = anyio.lowlevel.current_token()
     native = token.native_token
@@ -57,8 +60,8 @@ def loop_caller() -> Callable[[Callable[[], object]], object]:
     if sniffio is not None:
         context.run(sniffio.current_async_library_cvar.set, sniffio.current_async_library())
     if isinstance(native, asyncio.AbstractEventLoop):
-        call_soon_threadsafe = native.call_soon_threadsafe
-        return lambda fn: call_soon_threadsafe(fn, context=context)
+        call_soon = native.call_soon_threadsafe if threadsafe else native.call_soon
+        return lambda fn: call_soon(fn, context=context)
     run_sync_soon: Callable[..., object] | None = getattr(native, "run_sync_soon", None)
     if run_sync_soon is not None:
         return lambda fn: run_sync_soon(context.run, fn)

@@ -75,10 +75,16 @@ class RaftNode(
 
     # ------------------------------------------------------------------ driver API
 
-    def take_actions(self) -> list[act.Action]:
+    def take_actions(self, *, defer_commit_push: bool = False) -> list[act.Action]:
         """Flush batched work (appends to followers, read rounds) and return pending actions.
 
         Execute them in order, honouring each action's documented obligation.
+
+        :param defer_commit_push: a leader whose commit index moved tells followers with
+            the next AppendEntries; with nothing else to send it sends an empty one, unless
+            this is true: then :attr:`commit_push_due` says one is owed, and a later call
+            sends it, or a new entry carries the commit index first (a driver that calls
+            again right after its callers ran saves two messages per sequential call).
         """
         self._flush_own_appends()
         if self.role is Role.LEADER:
@@ -86,17 +92,32 @@ class RaftNode(
                 self._seq += 1
                 self._broadcast_heartbeat()
                 self._confirm_reads()
-            elif self._must_broadcast:
-                for peer, progress in self._progress.items():
-                    self._send_append(peer)
-                    if progress.sent_commit < self.commit_index and (
-                        progress.state is ReplicationState.REPLICATE
-                    ):
-                        self._send_entries(peer, progress, [])
+            elif self._must_broadcast or self.commit_push_due:
+                self._send_new_entries_and_commit(push_commit=not defer_commit_push)
             self._must_broadcast = False
         self._announce()
         actions, self._actions = self._actions, []
         return actions
+
+    @property
+    def commit_push_due(self) -> bool:
+        """A leader owes a follower its new commit index (see :meth:`take_actions`)."""
+        return self.role is Role.LEADER and any(
+            p.sent_commit < self.commit_index and p.state is ReplicationState.REPLICATE
+            for p in self._progress.values()
+        )
+
+    def _send_new_entries_and_commit(self, *, push_commit: bool) -> None:
+        must_broadcast = self._must_broadcast
+        for peer, progress in self._progress.items():
+            if must_broadcast:
+                self._send_append(peer)
+            if (
+                push_commit
+                and progress.sent_commit < self.commit_index
+                and progress.state is ReplicationState.REPLICATE
+            ):
+                self._send_entries(peer, progress, [])
 
     def propose(self, payload: bytes) -> ProposalId | Refusal:
         """Append a command entry (leader only); it is sent at the next :meth:`take_actions`."""

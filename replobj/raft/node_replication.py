@@ -46,7 +46,26 @@ class Replication(NodeState):
         last_new = entries[-1].index if entries else prev_index
         self._verified_index = max(self._verified_index, last_new)
         self._advance_follower_commit(m.leader_commit)
+        if self._reply_would_tell_nothing_new(m):
+            return
         self._reply_append(True)
+
+    def _reply_would_tell_nothing_new(self, m: AppendEntries) -> bool:
+        """Whether a successful reply now can be left out: the leader learns nothing it
+        will not learn otherwise (a sequential call costs two messages per follower, not
+        four).
+
+        Entries verified but not yet durable: :meth:`handle_log_persisted` replies once
+        they are, with the latest ``seq`` (it echoes heartbeats and read rounds, later by
+        one sync). Else an empty AppendEntries (a commit-index push) whose reply would equal
+        the last one sent (same term, ``seq`` and match index) needs none. Rejections always
+        go out, and so does a reply to entries once durable (a duplicate too: the first
+        reply may have been lost) and to every new heartbeat round (a new ``seq``).
+        """
+        ack = self._follower_ack()
+        if ack < self._verified_index:
+            return True
+        return not m.entries and self._last_reply == (self.term, self._leader_seq, ack)
 
     def _store_entries(self, entries: Sequence[Entry]) -> None:
         """Append what is new; truncate only on a real conflict (§5.3, never on stale input)."""
@@ -83,9 +102,12 @@ class Replication(NodeState):
 
     def _reply_append(self, success: bool) -> None:
         assert self.leader is not None
+        ack = self._follower_ack()
         reply = AppendEntriesReply(
-            self.term, self.id, success, match_index=self._follower_ack(), seq=self._leader_seq
+            self.term, self.id, success, match_index=ack, seq=self._leader_seq
         )
+        if success:
+            self._last_reply = (self.term, self._leader_seq, ack)
         self._send(self.leader, reply)
 
     def _advance_follower_commit(self, leader_commit: LogIndex) -> None:

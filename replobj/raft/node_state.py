@@ -73,6 +73,8 @@ class NodeState:
         self._leader_alive = False
         self._verified_index: LogIndex = 0
         self._leader_seq = 0
+        self._last_reply: tuple[Term, int, LogIndex] | None = None
+        """(term, seq, match index) of the last successful AppendEntriesReply sent."""
         self._forwarded_reads: set[int] = set()
         self._incoming: _IncomingSnapshot | None = None
         self._installing: SnapshotMeta | None = None
