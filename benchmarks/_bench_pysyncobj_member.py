@@ -168,7 +168,8 @@ def main() -> None:
                     role = {0: "follower", 1: "candidate", 2: "leader"}[status["state"]]
                     value = {"role": role, "term": status["raft_term"], "leader": name}
                 elif op == "cpu":
-                    value = {"cpu": time.process_time()}
+                    times = os.times()
+                    value = {"cpu": time.process_time(), "user": times.user, "sys": times.system}
                 elif op == "load":
                     value = run_load(counter, request)
                 else:

@@ -127,7 +127,13 @@ async def serve(node: replobj.Node, counter: Any) -> None:
                     status = node.status()
                     value = {"role": status.role, "term": status.term, "leader": status.leader}
                 elif op == "cpu":
-                    value = {"cpu": time.process_time(), **WAKEUPS}
+                    times = os.times()
+                    value = {
+                        "cpu": time.process_time(),
+                        "user": times.user,
+                        "sys": times.system,
+                        **WAKEUPS,
+                    }
                 elif op == "load":
                     value = await run_load(counter, request)
                 else:
