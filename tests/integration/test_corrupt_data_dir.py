@@ -30,7 +30,7 @@ from corrupt_node_child import COMMANDS, NODE_ID, SECRET_ENV
 from rocksdict import Options, Rdict
 
 import replobj
-from replobj.errors import CorruptStorageError
+from replobj.errors import CorruptStorageError, NotAStoreError
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "storage"))
 from corruption_helpers import flip
@@ -227,3 +227,35 @@ async def test_an_undamaged_copy_restarts_with_every_command(
         async with node:
             values = await proxy.snapshot_values()  # linearizable: after every committed entry
     assert values == [f"v{number}" for number in range(COMMANDS)]
+
+
+@pytest.mark.parametrize("damage", ["garbled", "renamed"])
+@pytest.mark.anyio
+async def test_a_damaged_store_marker_is_refused_naming_it_and_the_way_out(
+    templates: dict[str, Path], tmp_path: Path, damage: str, anyio_backend: str
+) -> None:
+    """Bytes flipped in ``REPLOBJ_STORE`` (the marker checked before RocksDB opens anything):
+    the store cannot tell a damaged marker from someone else's directory, so it refuses with
+    ``NotAStoreError``; the message must still name the marker and the way out."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(templates["closed"], data_dir)
+    marker = data_dir / "REPLOBJ_STORE"
+    good = marker.read_bytes()
+    if damage == "garbled":  # unreadable
+        damaged = good.replace(b"{", b"\xdd", 1)
+    else:  # readable, but naming another store
+        damaged = good.replace(b"replobj-rocksdb", b"replJbj-rocksdb")
+    assert damaged != good
+    marker.write_bytes(damaged)
+    print(f"marker {good!r} -> {damaged!r} in {data_dir}")
+    node, replica, _ = make_node(data_dir)
+    with anyio.fail_after(30):
+        error = await start_with_async_with(node)
+    assert isinstance(error, NotAStoreError), f"not raised as itself: {error!r}"
+    message = str(error)
+    print(f"refused: {message}")
+    assert str(data_dir) in message, message
+    assert "REPLOBJ_STORE" in message, message
+    assert "join=True" in message, message
+    assert replica.values == []
+    assert marker.read_bytes() == damaged, "the refused directory was changed"
