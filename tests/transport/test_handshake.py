@@ -8,6 +8,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 import anyio.abc
@@ -18,7 +19,7 @@ from transport_helpers import KEY, SECRET, wait_until
 from replobj import new_secret
 from replobj.errors import AuthenticationError, ProtocolError, WeakSecretError
 from replobj.raft.messages import TimeoutNow
-from replobj.secret import cluster_key
+from replobj.secret import check_secret, cluster_key
 from replobj.transport import pake
 from replobj.transport.auth import MAC_BYTES, Hello, _read_hello, client_handshake
 from replobj.transport.tcp import TcpTransport
@@ -43,6 +44,54 @@ def test_a_sixteen_byte_secret_is_accepted_as_str_or_bytes(
 ) -> None:
     transport("a", LOOPBACK, {}, secret="16 bytes secret!")
     transport("a", LOOPBACK, {}, secret=b"16 bytes secret!")
+
+
+WIRE_DOC = Path(__file__).parents[2] / "docs" / "wire.md"
+DOCUMENTED_STRETCH = (
+    'hashlib.scrypt(secret, salt=b"replobj-cluster-key-v1", n=2**14, r=8, p=1, dklen=32)'
+)
+"""How docs/wire.md says the cluster key is made from the secret (its UTF-8 bytes)."""
+
+
+def documented_key(secret: bytes) -> bytes:
+    """The key by the formula in docs/wire.md, computed here, not by replobj."""
+    return hashlib.scrypt(secret, salt=b"replobj-cluster-key-v1", n=2**14, r=8, p=1, dklen=32)
+
+
+@pytest.mark.parametrize(
+    "secret", [new_secret(), "ünïcödé secret, sixteen bytes+", os.urandom(32)], ids=repr
+)
+def test_the_cluster_key_is_the_documented_scrypt_stretch_not_a_plain_hash(
+    secret: str | bytes,
+) -> None:
+    """A weak secret must cost an attacker one scrypt per guess, as docs/wire.md says."""
+    assert DOCUMENTED_STRETCH in WIRE_DOC.read_text(), f"docs/wire.md lacks {DOCUMENTED_STRETCH}"
+    raw = secret.encode() if isinstance(secret, str) else secret
+    key = cluster_key(check_secret(secret))
+    assert key == documented_key(raw)
+    plain = [
+        hashlib.sha256(raw).digest(),
+        hashlib.sha256(b"replobj-cluster-key-v1" + raw).digest(),
+        hmac.digest(b"replobj-cluster-key-v1", raw, hashlib.sha256),
+        hmac.digest(raw, b"replobj-cluster-key-v1", hashlib.sha256),
+        hashlib.sha3_256(raw).digest(),
+        hashlib.blake2s(raw).digest(),
+        raw[:32],
+    ]
+    assert key not in plain
+
+
+@pytest.mark.anyio
+async def test_a_transport_proves_the_documented_key_of_its_secret(ports: list[int]) -> None:
+    """A client holding only the documented stretch of the secret completes a handshake with
+    a transport given the secret itself: the transports use that key, nothing weaker."""
+    secret = "ünïcödé secret, sixteen bytes+"
+    key = documented_key(secret.encode())
+    async with TcpTransport("a", ("127.0.0.1", ports[0]), {}, secret=secret) as a:
+        stream = await anyio.connect_tcp("127.0.0.1", a.listen_address[1])
+        async with stream:
+            reader = BufferedByteReceiveStream(stream)
+            await client_handshake(stream, reader, key=key, node_id="x", peer_id="a")
 
 
 def test_pake_shares_agree_and_differ_under_another_key() -> None:
