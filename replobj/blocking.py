@@ -16,6 +16,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from . import errors
 from .event_loop import backend_options
 from .node import Node, NodeStatus
+from .node_checks import check_backend
 from .proxy import CommandMethod, ObjectProxy, QueryMethod
 from .raft.types import NodeId
 
@@ -28,11 +29,14 @@ class BlockingNode:
     Use as ``with BlockingNode(...) as node:`` or call :meth:`start` and :meth:`close`.
     ``backend`` picks the event loop (``"asyncio"`` or ``"trio"``); on asyncio it is
     uvloop when installed (the ``replobj[fast]`` extra; see :mod:`replobj.event_loop`).
+
+    :raises ~replobj.errors.ConfigurationError: if ``backend`` or a parameter of
+        :class:`Node` is invalid (the message names it).
     """
 
     def __init__(self, node_id: NodeId, *, backend: str = "asyncio", **options: Any) -> None:
         self.node = Node(node_id, **options)
-        self._backend = backend
+        self._backend = check_backend(backend)
         self._portal_cm: Any = None
         self._portal: BlockingPortal | None = None
 

@@ -8,6 +8,7 @@ error naming the parameter, the bad value and what is accepted.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import math
 import os
@@ -18,6 +19,8 @@ from typing import Any, Final
 
 from .errors import ConfigurationError, InvalidMemberError
 from .raft.types import MAX_NODE_ID_BYTES, NodeId
+from .storage.protocol import Storage
+from .transport.identity import MAX_CLUSTER_ID_BYTES
 
 Address = tuple[str, int]
 """``(host, port)``, as the transports take it."""
@@ -25,6 +28,8 @@ Address = tuple[str, int]
 __all__ = [
     "address_problem",
     "check_address",
+    "check_backend",
+    "check_bool",
     "check_member",
     "check_node_id",
     "check_node_parameters",
@@ -208,16 +213,84 @@ def check_positive_int(value: object, *, parameter: str) -> int:
     return value
 
 
+def check_bool(value: object, *, parameter: str) -> bool:
+    """Return ``value`` if it is ``True`` or ``False`` (a truthy ``"no"`` is a mistake).
+
+    :raises ~replobj.errors.ConfigurationError: naming ``parameter`` otherwise.
+    """
+    if not isinstance(value, bool):
+        raise ConfigurationError(
+            f"{parameter}: got {type(value).__name__} {value!r}; expected True or False"
+        )
+    return value
+
+
 def check_data_dir(data_dir: object) -> None:
-    """Refuse a ``data_dir`` that is neither a path nor ``None``.
+    """Refuse a ``data_dir`` that is neither a path nor ``None``, or is the empty string
+    (which would put the store in the current directory).
 
     :raises ~replobj.errors.ConfigurationError: naming ``data_dir``.
     """
+    expected = "expected a path (str or pathlib.Path) or None to keep everything in memory"
     if data_dir is not None and not isinstance(data_dir, str | os.PathLike):
         raise ConfigurationError(
-            f"data_dir: got {type(data_dir).__name__} {data_dir!r}; expected a path "
-            "(str or pathlib.Path) or None to keep everything in memory"
+            f"data_dir: got {type(data_dir).__name__} {data_dir!r}; {expected}"
         )
+    if data_dir == "":
+        raise ConfigurationError(
+            f"data_dir: got {data_dir!r} (the current directory); {expected}; write '.' "
+            "to mean the current directory"
+        )
+
+
+def check_storage(storage: object, *, data_dir: str | os.PathLike[str] | None) -> None:
+    """Refuse a ``storage`` that is not a :class:`~replobj.storage.Storage`, or one given
+    together with ``data_dir``.
+
+    :raises ~replobj.errors.ConfigurationError: naming ``storage``.
+    """
+    if storage is None:
+        return
+    if not isinstance(storage, Storage):
+        raise ConfigurationError(
+            f"storage: got {type(storage).__name__} {storage!r}; expected a ready store "
+            "implementing replobj.storage.Storage (e.g. replobj.storage.MemoryStorage()) or "
+            "None; to keep the data in a directory pass data_dir= instead"
+        )
+    if data_dir is not None:
+        raise ConfigurationError(
+            "storage: pass either storage= (a ready store) or data_dir= (a RocksDB "
+            f"directory), not both (got data_dir={os.fspath(data_dir)!r})"
+        )
+
+
+def check_wrap_transport(wrap_transport: object) -> None:
+    """Refuse a ``wrap_transport`` that is neither callable nor ``None``.
+
+    :raises ~replobj.errors.ConfigurationError: naming ``wrap_transport``.
+    """
+    if wrap_transport is not None and not callable(wrap_transport):
+        raise ConfigurationError(
+            f"wrap_transport: got {type(wrap_transport).__name__} {wrap_transport!r}; expected "
+            "a callable taking the transport and returning the one to use, or None"
+        )
+
+
+def check_backend(backend: object) -> str:
+    """Return ``backend`` if it names an anyio backend this process can run.
+
+    :raises ~replobj.errors.ConfigurationError: naming ``backend`` otherwise.
+    """
+    if backend not in ("asyncio", "trio"):
+        raise ConfigurationError(
+            f"backend: got {type(backend).__name__} {backend!r}; expected 'asyncio' or 'trio'"
+        )
+    if backend == "trio" and importlib.util.find_spec("trio") is None:
+        raise ConfigurationError(
+            "backend: got 'trio' but trio is not installed; install it (pip install trio) "
+            "or pass backend='asyncio'"
+        )
+    return str(backend)
 
 
 def check_timing(
@@ -251,8 +324,8 @@ def check_transport(
     for name, context in (("tls_server", tls_server), ("tls_client", tls_client)):
         if context is not None and not isinstance(context, ssl.SSLContext):
             raise ConfigurationError(
-                f"{name}: got {type(context).__name__}; expected an ssl.SSLContext "
-                "(see docs/operations.md, 'TLS between members') or None"
+                f"{name}: got {type(context).__name__} {context!r}; expected an "
+                "ssl.SSLContext (see docs/operations.md, 'TLS between members') or None"
             )
         if context is not None and transport == "udp":
             raise ConfigurationError(
@@ -271,14 +344,12 @@ def check_node_parameters(given: Mapping[str, Any]) -> dict[NodeId, str]:
     """
     node_id = check_node_id(given["node_id"], parameter="node_id")
     check_address(given["listen"], parameter="listen")
-    peers = check_peers(given["peers"], node_id=node_id, listen=given["listen"], join=given["join"])
+    join = check_bool(given["join"], parameter="join")
+    peers = check_peers(given["peers"], node_id=node_id, listen=given["listen"], join=join)
     data_dir = given["data_dir"]
     check_data_dir(data_dir)
-    if given["storage"] is not None and data_dir is not None:
-        raise ConfigurationError(
-            "storage: pass either storage= (a ready store) or data_dir= (a RocksDB "
-            f"directory), not both (got data_dir={os.fspath(data_dir)!r})"
-        )
+    check_storage(given["storage"], data_dir=data_dir)
+    check_wrap_transport(given["wrap_transport"])
     check_timing(
         election_timeout=given["election_timeout"],
         heartbeat_interval=given["heartbeat_interval"],
@@ -299,21 +370,28 @@ def check_node_parameters(given: Mapping[str, Any]) -> dict[NodeId, str]:
 
 
 def check_recovery(cluster_id: object, *, force_new_cluster: object, join: bool) -> None:
-    """Check ``cluster_id`` and ``force_new_cluster`` (which excludes ``join``).
+    """Check ``cluster_id`` (a non-empty str the wire can carry) and ``force_new_cluster``
+    (which excludes ``join``).
 
     :raises ~replobj.errors.ConfigurationError: naming the parameter.
     """
+    expected = (
+        f"expected a non-empty str of at most {MAX_CLUSTER_ID_BYTES} UTF-8 bytes (the id "
+        "another member's status() shows) or None"
+    )
     if cluster_id is not None and (not isinstance(cluster_id, str) or not cluster_id):
         raise ConfigurationError(
-            "cluster_id must be a non-empty str (the id another member's status() shows) "
-            f"or None, got {cluster_id!r}"
+            f"cluster_id: got {type(cluster_id).__name__} {cluster_id!r}; {expected}"
         )
-    if not isinstance(force_new_cluster, bool):
-        raise ConfigurationError(
-            f"force_new_cluster must be True or False, got {force_new_cluster!r}"
-        )
+    if cluster_id is not None:
+        size = len(cluster_id.encode("utf-8", "surrogatepass"))
+        if size > MAX_CLUSTER_ID_BYTES:
+            raise ConfigurationError(
+                f"cluster_id: got {cluster_id[:40]!r}... ({size} UTF-8 bytes); {expected}"
+            )
+    check_bool(force_new_cluster, parameter="force_new_cluster")
     if force_new_cluster and join:
         raise ConfigurationError(
-            "force_new_cluster=True restarts a member on its own data; join=True starts one "
+            "force_new_cluster: True restarts a member on its own data; join=True starts one "
             "on an empty store: pass only one of them"
         )

@@ -60,7 +60,8 @@ def check_secret(secret: object, *, parameter: str = "secret") -> bytes:
 
 @functools.lru_cache(maxsize=32)
 def cluster_key(secret: bytes) -> bytes:
-    """The 32-byte key the transports derive everything from: scrypt of ``secret``.
+    """The 32-byte key the transports derive everything from: scrypt of ``secret``, with the
+    parameters docs/wire.md states (a test holds the two together).
 
     Cached per process: a node pays the stretching (tens of milliseconds) once.
     """

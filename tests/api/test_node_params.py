@@ -109,12 +109,62 @@ def test_a_joining_node_needs_not_list_itself() -> None:
         ("snapshot_bytes", -1),
         ("transport", "quic"),
         ("data_dir", 5),
+        ("data_dir", ""),
         ("seed", "1"),
+        ("join", "no"),
+        ("join", 1),
+        ("join", None),
+        ("storage", 5),
+        ("storage", "data/a"),
+        ("wrap_transport", 5),
+        ("wrap_transport", "faulty"),
+        ("tls_server", "cert.pem"),
+        ("tls_client", b"cert"),
+        ("cluster_id", 5),
+        ("cluster_id", ""),
+        ("force_new_cluster", "yes"),
+        ("force_new_cluster", 1),
     ],
 )
 def test_bad_settings_are_refused_by_name(name: str, value: object) -> None:
-    with pytest.raises(errors.ConfigurationError, match=name):
+    """The error names the parameter and shows the bad value, so it can be found and fixed."""
+    with pytest.raises(errors.ConfigurationError, match=name) as info:
         build(**{name: value})
+    message = str(info.value)
+    assert message.startswith(f"{name}: "), message
+    shown = value if isinstance(value, str | bytes) else repr(value)
+    assert repr(value) in message or str(shown) in message, message
+    assert "expected" in message or "not below" in message, message
+
+
+def test_a_cluster_id_longer_than_the_wire_carries_is_refused() -> None:
+    from replobj.transport.identity import MAX_CLUSTER_ID_BYTES
+
+    too_long = "c" * (MAX_CLUSTER_ID_BYTES + 1)
+    with pytest.raises(errors.ConfigurationError, match="cluster_id") as info:
+        build(cluster_id=too_long)
+    assert f"{MAX_CLUSTER_ID_BYTES + 1} UTF-8 bytes" in str(info.value)
+    assert build(cluster_id="c" * MAX_CLUSTER_ID_BYTES).id == "a"
+
+
+def test_valid_optional_parameters_are_accepted() -> None:
+    """The checks above refuse only what is wrong: each optional parameter's valid forms pass."""
+    from replobj.storage.memory import MemoryStorage
+    from replobj.transport.base import Transport
+
+    def wrap(transport: Transport) -> Transport:
+        return transport
+
+    node = build(
+        join=True,
+        storage=MemoryStorage(),
+        wrap_transport=wrap,
+        cluster_id="cluster-1",
+        seed=7,
+        tls_client=ssl.create_default_context(),
+    )
+    assert node.join
+    assert build(force_new_cluster=True).force_new_cluster
 
 
 def test_storage_and_data_dir_together_are_refused(tmp_path: Any) -> None:
@@ -135,8 +185,22 @@ def test_tls_parameters_must_be_ssl_contexts() -> None:
         build(tls_client="cert.pem")
 
 
-def test_blocking_node_checks_the_same_parameters() -> None:
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("listen", 7001), ("join", "no"), ("storage", 5), ("wrap_transport", 5)],
+)
+def test_blocking_node_checks_the_same_parameters(name: str, value: object) -> None:
     with pytest.raises(errors.WeakSecretError):
         replobj.BlockingNode("a", listen=ADDRESS)
-    with pytest.raises(errors.ConfigurationError, match="listen"):
-        replobj.BlockingNode("a", listen=7001, secret=SECRET)
+    params: dict[str, Any] = {"listen": ADDRESS, "secret": SECRET, name: value}
+    with pytest.raises(errors.ConfigurationError, match=name):
+        replobj.BlockingNode("a", **params)
+
+
+@pytest.mark.parametrize("backend", ["tokio", "", 5, None])
+def test_blocking_node_refuses_an_unknown_backend(backend: object) -> None:
+    """A bad ``backend`` fails at construction, naming it, not later in the portal thread."""
+    with pytest.raises(errors.ConfigurationError, match="backend") as info:
+        replobj.BlockingNode("a", listen=ADDRESS, secret=SECRET, backend=backend)  # type: ignore[arg-type]
+    assert "'asyncio' or 'trio'" in str(info.value)
+    assert repr(backend) in str(info.value)

@@ -58,9 +58,14 @@ def _create(path: Path) -> None:
         raise unusable_error(path, "cannot be written", exc) from exc
 
 
-def check_marker(path: Path, marker: bytes | None) -> None:
+def check_marker(path: Path, marker: bytes | None, *, where: str = f"{MARKER_FILE} marker") -> None:
     """Check a format marker read from ``path`` (file or state column family).
 
+    A marker that is unreadable or names another store may be someone else's directory or
+    a replobj store whose marker was damaged; the store cannot tell, so the message gives
+    the way out of both.
+
+    :param where: which marker was read, for the message.
     :raises ~replobj.errors.NotAStoreError: if there is no marker or it names another store.
     :raises ~replobj.errors.IncompatibleStorageError: if it names another format version.
     """
@@ -73,11 +78,15 @@ def check_marker(path: Path, marker: bytes | None) -> None:
         store, version = parse_format_marker(marker)
     except ValueError as exc:
         raise NotAStoreError(
-            f"{path}: unreadable {MARKER_FILE} marker ({exc}); nothing was changed"
+            f"{path}: its {where} is unreadable ({exc}); nothing was changed: if this is a "
+            f"replobj member's directory, the marker was damaged and the store cannot be "
+            f"trusted: {RESTORE_FROM_PEERS}; otherwise give the node an empty or new directory"
         ) from exc
     if store != STORE_NAME:
         raise NotAStoreError(
-            f"{path} holds a {store!r} store, not {STORE_NAME!r}; nothing was changed"
+            f"{path} holds a {store!r} store, not {STORE_NAME!r} (its {where} says so); nothing "
+            "was changed: give the node an empty or new directory, or, if this is a replobj "
+            f"member's directory whose marker was damaged, {RESTORE_FROM_PEERS}"
         )
     if version != FORMAT_VERSION:
         raise IncompatibleStorageError(

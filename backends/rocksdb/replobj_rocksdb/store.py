@@ -99,7 +99,7 @@ class RocksDBStorage:
         if marker is None:
             self._initialise()
         else:
-            check_marker(self.path, marker)
+            check_marker(self.path, marker, where="'format' record in the state column family")
         self._hard_state = self._read_hard_state()
         self._snapshot = self._read_snapshot_record()
         self._last_index = max(self._snapshot.meta.last_index, self._stored_last_index())
