@@ -224,3 +224,56 @@ def test_a_cluster_works_under_plain_asyncio_run() -> None:
         return count
 
     assert asyncio.run(main()) == 15
+
+
+@pytest.mark.parametrize("where", ["leader", "follower"])
+async def test_a_sequential_call_costs_few_messages(
+    monkeypatch: pytest.MonkeyPatch, where: str, anyio_backend_name: str
+) -> None:
+    """Counted, not timed. A call on the leader of three needs an AppendEntries to each
+    follower and its reply once durable: four messages. It cost ten before replies that
+    tell the leader nothing new were left out (one at once and one once durable per
+    entry, one per commit push) and the commit push was deferred until the woken caller
+    had submitted its next call (whose entry carries the commit index). A call on a
+    follower adds its forwarded request, the leader's answer and the commit pushes (the
+    caller waiting on the follower cannot submit on the leader). Trio runs the woken caller
+    and the deferred push in no fixed order, so there the push often goes first."""
+    sent: list[str] = []
+    send = TcpTransport.send
+
+    def counted(self: TcpTransport, to: str, message: Message) -> None:
+        sent.append(type(message).__name__)
+        send(self, to, message)
+
+    monkeypatch.setattr(TcpTransport, "send", counted)
+    addresses = {f"n{i}": f"127.0.0.1:{free_port()}" for i in range(3)}
+    nodes = {
+        name: replobj.Node(name, listen=address, peers=addresses, secret=SECRET)
+        for name, address in addresses.items()
+    }
+    proxies = {name: node.attach("register", Register()) for name, node in nodes.items()}
+    calls = 200
+    async with anyio.create_task_group() as tasks:
+        for node in nodes.values():
+            await tasks.start(node.serve)
+        leader = await nodes["n0"].wait_for_leader()
+        target = leader if where == "leader" else next(n for n in nodes if n != leader)
+        proxy = proxies[target]
+        for value in range(20):  # connections up, sessions open
+            await proxy.add(str(value))
+        before = len(sent)
+        for value in range(calls):
+            await proxy.add(str(value))
+        kinds = sent[before:]
+        for node in nodes.values():
+            await node.aclose()
+        tasks.cancel_scope.cancel()
+    per_call = len(kinds) / calls
+    print(
+        f"{where}: {per_call:.2f} messages per call: "
+        + ", ".join(f"{kind} {kinds.count(kind) / calls:.2f}" for kind in sorted(set(kinds)))
+    )
+    if anyio_backend_name == "trio":
+        assert per_call <= (6.5 if where == "leader" else 8.5)
+    else:
+        assert per_call <= (4.5 if where == "leader" else 8.5)
