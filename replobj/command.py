@@ -139,6 +139,36 @@ class Command:
         ):
             raise ValueError(f"timestamp must be a finite number, got {timestamp!r}")
 
+    @classmethod
+    def trusted(
+        cls,
+        client_id: bytes,
+        seq: int,
+        names: tuple[str, str, str],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        lowest_pending: int,
+    ) -> Command:
+        """A command whose fields the caller guarantees, without the checks of
+        :meth:`__post_init__` (the call hot path: a proxy's names were checked when the
+        object was attached, ``args`` and ``kwargs`` come from ``*args`` and ``**kwargs``,
+        ``client_id`` from :func:`new_client_id`, ``1 <= lowest_pending <= seq``).
+
+        :param names: the object name, its class name and the method.
+        """
+        cmd = object.__new__(cls)
+        setattr_ = object.__setattr__
+        setattr_(cmd, "client_id", client_id)
+        setattr_(cmd, "seq", seq)
+        setattr_(cmd, "object_name", names[0])
+        setattr_(cmd, "class_name", names[1])
+        setattr_(cmd, "method", names[2])
+        setattr_(cmd, "args", args)
+        setattr_(cmd, "kwargs", kwargs)
+        setattr_(cmd, "timestamp", 0.0)
+        setattr_(cmd, "lowest_pending", lowest_pending)
+        return cmd
+
     @property
     def call(self) -> str:
         """``object.method`` for messages."""

@@ -168,6 +168,7 @@ class Node(ClusterOperations):
         self.max_command_bytes = 1 << 20
         self._next_seq = 0
         self._in_flight: set[int] = set()
+        self._checked_names: set[tuple[str, str, str]] = set()
         self._runtime: RaftRuntime | None = None
         self._transport: Transport | None = None
         self._outer: anyio.abc.TaskGroup | None = None

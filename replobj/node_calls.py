@@ -36,6 +36,8 @@ class NodeCalls:
     _client_id: bytes
     _next_seq: int
     _in_flight: set[int]
+    _checked_names: set[tuple[str, str, str]]
+    """(object, class, method) names a :class:`Command` has checked (see :meth:`new_command`)."""
     _lowest_seq: int = 1
     """No call below this sequence number is in flight (:meth:`_lowest_in_flight`)."""
     _restarted: bool
@@ -130,16 +132,13 @@ class NodeCalls:
         self._next_seq += 1
         seq = self._next_seq
         lowest = self._lowest_in_flight(seq)
-        cmd = Command(
-            self._client_id,
-            seq,
-            name,
-            class_name,
-            method,
-            args,
-            dict(kwargs) if kwargs else {},
-            lowest_pending=lowest,
-        )
+        names = (name, class_name, method)
+        owned = dict(kwargs) if kwargs else {}
+        if names in self._checked_names and type(args) is tuple:
+            cmd = Command.trusted(self._client_id, seq, names, args, owned, lowest)
+        else:  # the first call of a method: every field checked once
+            cmd = Command(self._client_id, seq, *names, args, owned, lowest_pending=lowest)
+            self._checked_names.add(names)
         payload = encode_command(cmd)
         if len(payload) > self.max_command_bytes:
             raise errors.CommandTooLargeError(

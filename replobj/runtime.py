@@ -26,6 +26,7 @@ outcome), :mod:`replobj.snapshotting` (taking, sending and installing snapshots)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -105,6 +106,8 @@ class RaftRuntime(TicketDesk):
         self._written: tuple[LogIndex, int] | None = None
         self._call_soon: Callable[[Callable[[], object]], object] | None = None
         self._commit_push_scheduled = False
+        self._now: Callable[[], float] = anyio.current_time
+        """The event loop's clock (``anyio.current_time``, without its look-up per call)."""
         self._backlog: list[act.Action] = []
         self._executing = False
         self._reads = ReadRounds(raft, 2 * self.options.election_timeout)
@@ -125,6 +128,7 @@ class RaftRuntime(TicketDesk):
         """Drive the node until cancelled; raises if storage fails (the node must stop)."""
         self._syncer.start()
         self._call_soon = loop_caller(threadsafe=False)
+        self._now = _clock()
         try:
             async with anyio.create_task_group() as tasks:
                 if not self.transport.set_receiver(self._on_messages):
@@ -219,7 +223,7 @@ class RaftRuntime(TicketDesk):
         deadline it knew and then, if the deadline moved later, sleeps on.
         """
         while True:
-            now = anyio.current_time()
+            now = self._now()
             if now >= self._deadline:
                 self._deadline = self._sleeping_until = math.inf
                 self.raft.handle_timeout()
@@ -373,23 +377,35 @@ class RaftRuntime(TicketDesk):
             self._fail_unexpectedly(exc)
 
     def _flush_now(self, *, defer_commit_push: bool = True) -> None:
-        self._flush_submissions()
+        """Execute the actions that need no waiting (sends, log writes, the rest); hand
+        the whole list to the drive loop if one must wait (a hard-state sync, a snapshot
+        install). Runs several times per call on every member: kept lean."""
+        if self._submitted or self._reads.has_open:
+            self._flush_submissions()
         actions = self.raft.take_actions(defer_commit_push=defer_commit_push)
-        if any(isinstance(a, act.SaveHardState | act.InstallSnapshot) for a in actions):
-            self._backlog = actions
-            self.kick()
+        if not actions:
             return
-        batch = WriteBatch()
         for action in actions:
-            if isinstance(action, act.Send):
-                self.transport.send(action.to, action.message)
-            elif isinstance(action, act.AppendLog):
+            if type(action) in _WAITING_ACTIONS:
+                self._backlog = actions
+                self.kick()
+                return
+        batch: WriteBatch | None = None
+        send = self.transport.send
+        for action in actions:
+            if type(action) is act.Send:
+                send(action.to, action.message)
+            elif type(action) is act.AppendLog:
+                if batch is None:
+                    batch = WriteBatch()
                 batch.append(action.entries)
-            elif not isinstance(action, act.CompactLog):
-                self._write(batch)
-                batch = WriteBatch()
+            elif type(action) is not act.CompactLog:
+                if batch is not None:
+                    self._write(batch)
+                    batch = None
                 self._execute_simple(action)
-        self._write(batch)
+        if batch is not None:
+            self._write(batch)
 
     async def _execute_other(self, action: act.Action) -> None:
         if isinstance(action, act.InstallSnapshot):
@@ -446,7 +462,7 @@ class RaftRuntime(TicketDesk):
         else:
             timeout = self.options.election_timeout
             delay = self._rng.uniform(timeout, 2 * timeout)
-        self._deadline = deadline = anyio.current_time() + delay
+        self._deadline = deadline = self._now() + delay
         if deadline < self._sleeping_until:
             self._timer_changed.set()
 
@@ -494,3 +510,16 @@ class RaftRuntime(TicketDesk):
     def is_leader(self) -> bool:
         """Whether this node currently leads."""
         return self.raft.role is Role.LEADER
+
+
+_WAITING_ACTIONS: frozenset[type[act.Action]] = frozenset({act.SaveHardState, act.InstallSnapshot})
+"""Actions after which the drive loop must wait (a sync, an install) before going on."""
+
+
+def _clock() -> Callable[[], float]:
+    """The running loop's clock, the one ``anyio.current_time`` reads (asyncio's
+    ``loop.time`` directly: anyio asks sniffio which library runs on every call)."""
+    try:
+        return asyncio.get_running_loop().time
+    except RuntimeError:
+        return anyio.current_time

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import replobj
 from replobj.command import (
     BATCH_TAG,
     COMMAND_TAG,
@@ -153,3 +154,33 @@ def test_outcome_result_returns_or_raises() -> None:
 def test_bool_is_not_a_sequence_number() -> None:
     with pytest.raises(TypeError, match="must be ints"):
         Command(CLIENT_A, True, "kv", "K", "set")
+
+
+def test_a_trusted_command_equals_a_checked_one() -> None:
+    client = new_client_id()
+    checked = Command(client, 7, "kv", "app.KV", "set", ("k", 1), {"ttl": 2}, lowest_pending=3)
+    trusted = Command.trusted(client, 7, ("kv", "app.KV", "set"), ("k", 1), {"ttl": 2}, 3)
+    assert trusted == checked
+    assert trusted.fields() == checked.fields()
+    assert encode_command(trusted) == encode_command(checked)
+
+
+def test_a_node_checks_a_methods_names_with_its_first_command() -> None:
+    node = replobj.Node("a", secret=replobj.new_secret(), listen="127.0.0.1:7001")
+    with pytest.raises(ValueError, match="private method"):
+        node.new_command("kv", "app.KV", "_hidden", (), {})
+    with pytest.raises(ValueError, match="private method"):
+        node.new_command("kv", "app.KV", "_hidden", (), {})  # not remembered as checked
+    first, _ = node.new_command("kv", "app.KV", "set", ("k",), {})
+    second, _ = node.new_command("kv", "app.KV", "set", ("k",), {})
+    assert (first.seq, second.seq) == (first.seq, first.seq + 1)
+    assert second == Command(
+        first.client_id,
+        second.seq,
+        "kv",
+        "app.KV",
+        "set",
+        ("k",),
+        {},
+        lowest_pending=second.lowest_pending,
+    )
