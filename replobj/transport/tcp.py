@@ -206,6 +206,13 @@ class TcpTransport(TaskedTransport):
             link.queue.send_nowait(frame)
         except anyio.WouldBlock:
             self._counters.dropped += 1
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            # The link's task ended for good: forget the link (the next send opens a new
+            # one); a send never raises into the node (Raft tolerates the lost message).
+            if self._links.get(to) is link:
+                del self._links[to]
+            link.queue.close()
+            self._counters.dropped += 1
         else:
             link.busy = True
 

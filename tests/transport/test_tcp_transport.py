@@ -247,3 +247,19 @@ async def test_full_inbox_slows_the_peer_instead_of_losing(ports: list[int]) -> 
         got = [m.term for m in await receive_n(a, 200)]
         assert got == list(range(200))
         assert a.stats.rejected == b.stats.dropped == 0
+
+
+async def test_a_send_to_a_link_whose_task_ended_drops_and_reopens(ports: list[int]) -> None:
+    """A link's task that ended for good (cancelled, or an unexpected error) closes its
+    queue; a send must then count a drop and open a new link, not raise into the node
+    (seen: ``BrokenResourceError`` from ``send`` stopped a leader's drive loop, trio + TLS)."""
+    pa, pb, _ = ports
+    async with _tcp("a", pa, {"b": pb}, backoff=(0.01, 0.05)) as a, _tcp("b", pb, {"a": pa}) as b:
+        assert await resend_until_received(a, "b", b, TimeoutNow(1, "a")) == TimeoutNow(1, "a")
+        link = a._links["b"]
+        link.frames.close()  # what the link task's exit does to its queue
+        link.busy = True  # frames queued behind the task: no direct write
+        a.send("b", TimeoutNow(2, "a"))
+        assert a.stats.dropped == 1
+        assert a._links.get("b") is not link, "the dead link is forgotten"
+        assert await resend_until_received(a, "b", b, TimeoutNow(3, "a")) == TimeoutNow(3, "a")
