@@ -30,6 +30,7 @@ __all__ = [
     "InvalidConfigChangeError",
     "InvalidMemberError",
     "LeaderNotReadyError",
+    "LocalReadNotReadyError",
     "NoCurrentEntryError",
     "NoLeaderError",
     "NodeClosedError",
@@ -239,6 +240,12 @@ class NodeClosedError(ReplObjError, RuntimeError):
 
 class NodeStoppedError(ReplObjError, RuntimeError):
     """The node is not running (not started yet, closing, or stopped after a fatal error)."""
+
+
+class LocalReadNotReadyError(ReplObjError, RuntimeError):
+    """``proxy.query.local_now()`` cannot answer yet: the node has (re)started and not yet
+    passed the one ReadIndex barrier that keeps local reads from going backwards. Await
+    ``proxy.query.local(...)`` once, or ``node.local_read_ready()``, then call it again."""
 
 
 # --- objects and commands --------------------------------------------------------------

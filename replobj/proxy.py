@@ -2,12 +2,13 @@
 
 ``await proxy.cmd(...)`` runs a command through the log and returns its result as
 applied on this node; ``await proxy.q(...)`` runs a query after a linearizable read
-barrier (ReadIndex); ``await proxy.q.local(...)`` runs it on this replica at once.
+barrier (ReadIndex); ``await proxy.q.local(...)`` runs it on this replica at once;
+``proxy.q.local_now(...)`` does too, as a plain call that never yields.
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from . import errors
 from .command import Command, CommandOutcome, has_immutable_arguments
 from .entry_context import _current as _current_entry
 from .entry_context import run_in_entry
+from .local_now import make_local_now
 from .replicated import ObjectSpec
 
 if TYPE_CHECKING:
@@ -176,9 +178,27 @@ def _results(
 
 
 class QueryMethod:
-    """``await proxy.query(...)`` (linearizable) or ``await proxy.query.local(...)``."""
+    """``await proxy.query(...)`` (linearizable), ``await proxy.query.local(...)`` or
+    ``proxy.query.local_now(...)`` (this replica, at once)."""
 
-    __slots__ = ("_bound", "_current_entry", "_method", "_name", "_node", "_obj")
+    __slots__ = ("_bound", "_current_entry", "_method", "_name", "_node", "_obj", "local_now")
+
+    local_now: Callable[..., Any]
+    """``proxy.query.local_now(*args, **kwargs)``: the query's result on this replica's
+    current state, at once, as a plain call (not a coroutine): it never yields and never
+    waits. It makes the checks :meth:`local` makes and runs the query outside any current
+    entry as :meth:`local` does; where :meth:`local` would wait (the first read after a
+    (re)start, see :meth:`~replobj.node.Node.local_read_ready`) it raises
+    :class:`~replobj.errors.LocalReadNotReadyError`. A loop of these calls never yields
+    to the event loop: inside a loop, ``await ...local(...)`` or yield yourself now and
+    then, or the node's heartbeats stop. Call it only on the node's event-loop thread.
+    It has the query's own parameters (see :mod:`replobj.local_now`).
+
+    :raises ~replobj.errors.NodeStoppedError: if the node is not running.
+    :raises ~replobj.errors.ClassMismatchError: if this replica of the object diverged.
+    :raises ~replobj.errors.LocalReadNotReadyError: after a (re)start, until one local
+        read (or ``node.local_read_ready()``) has caught this replica up.
+    """
 
     def __init__(self, node: Node, name: str, method: str, obj: object) -> None:
         self._node = node
@@ -188,6 +208,7 @@ class QueryMethod:
         # The attached instance never changes (a snapshot restores its state in place).
         self._bound = getattr(obj, method)
         self._current_entry = _current_entry.get
+        self.local_now = make_local_now(node, name, method, self._bound)
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the query once this replica has applied every earlier committed write."""
