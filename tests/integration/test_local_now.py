@@ -5,7 +5,7 @@ where ``local()`` refuses: a stopped node (``NodeStoppedError``), a diverged rep
 (``ClassMismatchError``). Where ``local()`` would wait (the first read after a restart,
 until one ReadIndex barrier has caught the node up) it cannot, so it raises
 ``LocalReadNotReadyError``. Queries run outside the current entry, also when called
-from a command handler.
+from a command handler. ``BlockingNode`` does not offer it (``WrongThreadError``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from cluster_helpers import SECRET, Cluster, free_port
+from cluster_helpers import SECRET, Cluster, Register, free_port
 
 import replobj
 from replobj import errors
@@ -247,3 +247,18 @@ async def test_local_now_hides_the_current_entry_as_local_does(tmp_path: Path) -
         async with anyio.create_task_group() as readers:
             run_in_entry((5, 1, 0.0, 0), readers.start_soon, (read_inside_an_entry,), {})
         assert seen_there == ["none", "none"]
+
+
+def test_blocking_node_refuses_local_now_and_says_what_to_call(tmp_path: Path) -> None:
+    node = replobj.BlockingNode(
+        "b0", secret=SECRET, listen=f"127.0.0.1:{free_port()}", data_dir=tmp_path / "b0"
+    )
+    reg = node.attach("reg", Register())
+    with node:
+        node.wait_for_leader(10)
+        assert reg.add("x") == 1
+        with pytest.raises(errors.WrongThreadError, match=r"snapshot_values\.local\(\.\.\.\)"):
+            reg.snapshot_values.local_now()
+        with pytest.raises(errors.NotAQueryError):
+            reg.add.local_now("y")
+        assert reg.snapshot_values.local() == ["x"]
