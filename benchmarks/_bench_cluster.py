@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import queue
@@ -39,7 +40,7 @@ class RowSpec:
     """What one row runs: ``kind`` calls (see ``_bench_common.KINDS``) from ``client``.
 
     :param name: the row's label.
-    :param kind: ``command``, ``read``, ``local`` or ``bulk``.
+    :param kind: one of ``_bench_common.KINDS``.
     :param client: ``"leader"`` or ``"follower"``: where the load runs.
     :param concurrency: callers in flight.
     :param batch: commands per bulk submit.
@@ -175,6 +176,7 @@ class Cluster:
                 argv += ["--count-wakeups"] if args.count_wakeups else []
             script = MEMBER_SCRIPTS[system]
             self.members[node_id] = Member(script, node_id, argv, root / f"{node_id}.log", env)
+        self.kinds = member_kinds(MEMBER_SCRIPTS[system])
 
     def wait_ready(self, timeout: float) -> None:
         """Wait until every member serves.
@@ -211,6 +213,8 @@ class Cluster:
 
         :raises Unsupported: if this system has no such calls.
         """
+        if spec.kind not in self.kinds:  # an older tree's member would run something else
+            raise Unsupported(f"{self.system}: its members know only the loads {self.kinds}")
         leader = self.wait_leader(30.0)
         where = leader if spec.client == "leader" else min(set(self.members) - {leader})
         yardstick = yardstick_seconds()
@@ -262,3 +266,15 @@ class Cluster:
         """Stop every member; returns the ids of those that had to be killed or failed."""
         codes = {n: m.stop(30.0) for n, m in self.members.items()}
         return [f"{n} (exit {c})" for n, c in codes.items() if c != 0]
+
+
+def member_kinds(script: Path) -> tuple[str, ...]:
+    """The loads a member script knows: ``KINDS`` of the ``_bench_common.py`` next to it
+    (read, not imported: a ``--baseline`` tree's may be older than this one's)."""
+    tree = ast.parse((script.parent / "_bench_common.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "KINDS" for t in node.targets
+        ):
+            return tuple(ast.literal_eval(node.value))
+    raise BenchmarkError(f"no KINDS in {script.parent / '_bench_common.py'}")

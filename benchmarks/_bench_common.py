@@ -33,10 +33,12 @@ __all__ = [
     "yardstick_seconds",
 ]
 
-KINDS = ("command", "read", "local", "bulk")
+KINDS = ("command", "read", "local", "localnow", "bulk")
 """What a load runs: commands (``incr()``), linearizable reads (``get()``), local reads
-(``get.local()``, or PySyncObj's plain attribute read) from one caller, and bulk submits
-(``incr.many`` of ``batch`` commands, or ``batch`` callbacks in flight for PySyncObj)."""
+from one caller (``local``: ``await get.local()``; ``localnow``: the synchronous
+``get.local_now()``, yielding to the event loop once a millisecond; PySyncObj runs its
+plain method read for both), and bulk submits (``incr.many`` of ``batch`` commands, or
+``batch`` callbacks in flight for PySyncObj). A member of an older tree knows fewer."""
 
 SECRET_ENV = "REPLOBJ_BENCH_SECRET"
 """Environment variable carrying a replobj cluster's secret to its members."""

@@ -4,9 +4,9 @@ Speaks the JSON-lines protocol of :mod:`_bench_common`. The log is PySyncObj's f
 journal (``journalFile``) and compaction dumps go to ``fullDumpFile``, both in the
 member's data directory. A ``command`` load keeps ``concurrency`` calls in flight from
 this process with PySyncObj's callback API: each completed call starts the next one. A
-``local`` load reads the counter through a plain (not replicated) method from one
-caller; a ``bulk`` load starts ``batch`` calls with callbacks, waits for them all, and
-repeats. PySyncObj has no linearizable read: ``read`` is unsupported.
+``local`` (or ``localnow``) load reads the counter through a plain (not replicated)
+method from one caller; a ``bulk`` load starts ``batch`` calls with callbacks, waits
+for them all, and repeats. PySyncObj has no linearizable read: ``read`` is unsupported.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def run_load(counter: Counter, request: dict[str, Any]) -> Any:
     kind, warmup, duration = request["kind"], request["warmup"], request["duration"]
     if kind == "command":
         return run_commands(counter, request["concurrency"], warmup, duration)
-    if kind == "local":
+    if kind in ("local", "localnow"):
         return run_local_reads(counter, warmup, duration)
     if kind == "bulk":
         return run_bulk(counter, request["batch"], warmup, duration)

@@ -3,10 +3,11 @@
 Run by ``throughput.py`` as ``python benchmarks/_bench_replobj_member.py --id a ...``;
 speaks the JSON-lines protocol of :mod:`_bench_common` on stdin/stdout. A ``load``
 request runs the client inside this process: ``concurrency`` tasks each calling
-``await counter.incr()`` (or ``get()``, ``get.local()``, ``incr.many(...)``: see
-``KINDS``) in a loop, whether this member leads or follows. The loop is uvloop when
-installed (``REPLOBJ_UVLOOP=0``: asyncio). ``--count-wakeups`` (asyncio only) counts
-event-loop iterations and callbacks run, reported by the ``cpu`` request.
+``await counter.incr()`` (or ``get()``, ``get.local()``, ``get.local_now()``,
+``incr.many(...)``: see ``KINDS``) in a loop, whether this member leads or follows. The
+loop is uvloop when installed (``REPLOBJ_UVLOOP=0``: asyncio). ``--count-wakeups``
+(asyncio only) counts event-loop iterations and callbacks run, reported by the ``cpu``
+request.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _bench_common import LOCAL_CHUNK, SECRET_ENV, LoadWindow, emit
+import anyio.lowlevel
+from _bench_common import KINDS, LOCAL_CHUNK, SECRET_ENV, LoadWindow, emit
 
 import replobj
 from replobj.errors import ReplObjError
@@ -56,6 +58,8 @@ async def run_load(counter: Any, request: dict[str, Any]) -> Any:
     """``concurrency`` tasks running ``kind`` calls until the window closes."""
     window = LoadWindow(request["warmup"], request["duration"])
     kind, batch = request["kind"], request.get("batch", 1)
+    if kind not in KINDS:
+        raise ValueError(f"unsupported: no {kind!r} load (this member knows {KINDS})")
     ones = [1] * batch
 
     async def one_call() -> None:
@@ -75,7 +79,21 @@ async def run_load(counter: Any, request: dict[str, Any]) -> Any:
             await local()
         window.record(began, LOCAL_CHUNK, per_call=True)
 
-    call = local_reads if kind == "local" else one_call
+    due = 0.0
+
+    async def local_now_reads() -> None:
+        # Synchronous reads never yield: yield once a millisecond, as local() does.
+        nonlocal due
+        began = time.perf_counter()
+        local_now = counter.get.local_now
+        for _ in range(LOCAL_CHUNK):
+            local_now()
+        window.record(began, LOCAL_CHUNK, per_call=True)
+        if began >= due:
+            await anyio.lowlevel.checkpoint()
+            due = time.perf_counter() + 0.001
+
+    call = {"local": local_reads, "localnow": local_now_reads}.get(kind, one_call)
 
     async def client() -> None:
         while window.open():

@@ -10,7 +10,8 @@ the leader's process (or a follower's, where the row says so):
 - commands with 1 caller (leader, follower), 64 and 1,000 in flight;
 - linearizable reads (``await counter.get()``) at 64 and 1,000 in flight (replobj only:
   PySyncObj has none);
-- local reads from one caller (``await counter.get.local()`` vs a plain PySyncObj method);
+- local reads from one caller (``await counter.get.local()`` vs a plain PySyncObj method),
+  and the synchronous ``counter.get.local_now()`` (yielding once a millisecond) vs the same;
 - bulk submit: ``await counter.incr.many([1] * 1000)`` in a loop (PySyncObj: 1,000
   callbacks started at once, then waited for), to hold against commands at 1,000 in flight.
 
@@ -55,6 +56,7 @@ ROWS = {
     "read64": RowSpec("linearizable read x64", "read", "leader", 64),
     "read1000": RowSpec("linearizable read x1000", "read", "leader", 1000),
     "local": RowSpec("local read x1", "local", "leader", 1),
+    "localnow": RowSpec("local read now x1", "localnow", "leader", 1),
     "bulk": RowSpec("bulk many(1000) x1", "bulk", "leader", 1, batch=1000),
 }
 PYSYNCOBJ = ("pysyncobj", "pysyncobj-nobatch")

@@ -2,7 +2,9 @@
 
 The node runs on an anyio event loop in a background thread (a blocking portal);
 every call crosses into that loop and blocks until it returns, so ``kv.set("x", 1)``
-returns the value directly.
+returns the value directly. ``kv.get.local_now()`` is refused (``WrongThreadError``):
+it would read the object on the caller's thread while the loop's thread applies
+commands to it; ``kv.get.local()`` reads on the loop's thread.
 """
 
 from __future__ import annotations
@@ -156,3 +158,24 @@ class BlockingMethod:
         if not isinstance(method, QueryMethod):
             raise errors.NotAQueryError("only queries have a .local() form")
         return self._node.run(lambda: method.local(*args, **kwargs))
+
+    def local_now(self, *args: Any, **kwargs: Any) -> Any:
+        """Not offered here: use :meth:`local`.
+
+        ``proxy.query.local_now()`` reads the object directly, on the calling thread. A
+        ``BlockingNode``'s objects live on its event-loop thread, where commands are
+        applied; read from this thread, a query could see a command half applied. A
+        blocking caller needs that thread hop, which :meth:`local` makes.
+
+        :raises ~replobj.errors.NotAQueryError: if the method is a command.
+        :raises ~replobj.errors.WrongThreadError: for a query, always.
+        """
+        method = self._method
+        if not isinstance(method, QueryMethod):
+            raise errors.NotAQueryError("only queries have a .local_now() form")
+        raise errors.WrongThreadError(
+            f"{method._method}.local_now() reads the object on the calling thread, but a "
+            "BlockingNode's objects live on its event-loop thread (a read from here could see "
+            f"a command half applied); call {method._method}.local(...) instead, which runs "
+            "the read on that thread"
+        )

@@ -30,6 +30,7 @@ __all__ = [
     "InvalidConfigChangeError",
     "InvalidMemberError",
     "LeaderNotReadyError",
+    "LocalReadNotReadyError",
     "NoCurrentEntryError",
     "NoLeaderError",
     "NodeClosedError",
@@ -56,6 +57,7 @@ __all__ = [
     "UnusableDataDirError",
     "VersionMismatchError",
     "WeakSecretError",
+    "WrongThreadError",
     "error_for_refusal",
 ]
 
@@ -239,6 +241,18 @@ class NodeClosedError(ReplObjError, RuntimeError):
 
 class NodeStoppedError(ReplObjError, RuntimeError):
     """The node is not running (not started yet, closing, or stopped after a fatal error)."""
+
+
+class LocalReadNotReadyError(ReplObjError, RuntimeError):
+    """``proxy.query.local_now()`` cannot answer yet: the node has (re)started and not yet
+    passed the one ReadIndex barrier that keeps local reads from going backwards. Await
+    ``proxy.query.local(...)`` once, or ``node.local_read_ready()``, then call it again."""
+
+
+class WrongThreadError(ReplObjError, RuntimeError):
+    """The call reads the replicated objects directly and must run on the node's event-loop
+    thread; from another thread it would race with the commands being applied there (as
+    ``BlockingNode``'s callers would). Use the call that crosses into that thread instead."""
 
 
 # --- objects and commands --------------------------------------------------------------

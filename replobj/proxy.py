@@ -2,12 +2,13 @@
 
 ``await proxy.cmd(...)`` runs a command through the log and returns its result as
 applied on this node; ``await proxy.q(...)`` runs a query after a linearizable read
-barrier (ReadIndex); ``await proxy.q.local(...)`` runs it on this replica at once.
+barrier (ReadIndex); ``await proxy.q.local(...)`` runs it on this replica at once;
+``proxy.q.local_now(...)`` does too, as a plain call that never yields.
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from . import errors
 from .command import Command, CommandOutcome, has_immutable_arguments
 from .entry_context import _current as _current_entry
 from .entry_context import run_in_entry
+from .local_now import make_local_now
 from .replicated import ObjectSpec
 
 if TYPE_CHECKING:
@@ -24,21 +26,22 @@ __all__ = ["CommandMethod", "ObjectProxy", "QueryMethod"]
 
 
 class ObjectProxy:
-    """Stands for an attached object; its public methods become awaitable calls."""
+    """Stands for an attached object; its public methods become awaitable calls.
 
-    __slots__ = ("_methods", "_name", "_node", "_obj", "_spec")
+    A method's proxy is made on first use and kept in the instance ``__dict__``, where
+    every later ``proxy.method`` finds it as a plain attribute: ``__getattr__`` runs only
+    after a failed lookup, which costs about a microsecond (more than a local read).
+    """
+
+    __slots__ = ("__dict__", "_name", "_node", "_obj", "_spec")
 
     def __init__(self, node: Node, name: str, obj: object, spec: ObjectSpec) -> None:
         self._node = node
         self._name = name
         self._obj = obj
         self._spec = spec
-        self._methods: dict[str, CommandMethod | QueryMethod] = {}
 
     def __getattr__(self, method: str) -> CommandMethod | QueryMethod:
-        known = self._methods.get(method)
-        if known is not None:
-            return known
         spec = self._spec
         found: CommandMethod | QueryMethod
         if spec.is_command(method):
@@ -50,8 +53,16 @@ class ObjectProxy:
                 f"{spec.class_name} has no command or query {method!r} "
                 f"(commands: {sorted(spec.commands)}, queries: {sorted(spec.queries)})"
             )
-        self._methods[method] = found
+        self.__dict__[method] = found
         return found
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name not in ObjectProxy.__slots__:
+            raise AttributeError(
+                f"cannot set {name!r} on the proxy of {self._name!r}: a proxy stands for the "
+                "replicated object; change the object's state through its commands"
+            )
+        object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         return f"<replicated {self._spec.class_name} {self._name!r} on node {self._node.id!r}>"
@@ -176,9 +187,27 @@ def _results(
 
 
 class QueryMethod:
-    """``await proxy.query(...)`` (linearizable) or ``await proxy.query.local(...)``."""
+    """``await proxy.query(...)`` (linearizable), ``await proxy.query.local(...)`` or
+    ``proxy.query.local_now(...)`` (this replica, at once)."""
 
-    __slots__ = ("_bound", "_current_entry", "_method", "_name", "_node", "_obj")
+    __slots__ = ("_bound", "_current_entry", "_method", "_name", "_node", "_obj", "local_now")
+
+    local_now: Callable[..., Any]
+    """``proxy.query.local_now(*args, **kwargs)``: the query's result on this replica's
+    current state, at once, as a plain call (not a coroutine): it never yields and never
+    waits. It makes the checks :meth:`local` makes and runs the query outside any current
+    entry as :meth:`local` does; where :meth:`local` would wait (the first read after a
+    (re)start, see :meth:`~replobj.node.Node.local_read_ready`) it raises
+    :class:`~replobj.errors.LocalReadNotReadyError`. A loop of these calls never yields
+    to the event loop: inside a loop, ``await ...local(...)`` or yield yourself now and
+    then, or the node's heartbeats stop. Call it only on the node's event-loop thread.
+    It has the query's own parameters (see :mod:`replobj.local_now`).
+
+    :raises ~replobj.errors.NodeStoppedError: if the node is not running.
+    :raises ~replobj.errors.ClassMismatchError: if this replica of the object diverged.
+    :raises ~replobj.errors.LocalReadNotReadyError: after a (re)start, until one local
+        read (or ``node.local_read_ready()``) has caught this replica up.
+    """
 
     def __init__(self, node: Node, name: str, method: str, obj: object) -> None:
         self._node = node
@@ -188,6 +217,7 @@ class QueryMethod:
         # The attached instance never changes (a snapshot restores its state in place).
         self._bound = getattr(obj, method)
         self._current_entry = _current_entry.get
+        self.local_now = make_local_now(node, name, method, self._bound)
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the query once this replica has applied every earlier committed write."""
