@@ -105,7 +105,7 @@ class RaftRuntime(TicketDesk):
         """The deadline the timer loop sleeps until (a later one needs no wake-up)."""
         self._written: tuple[LogIndex, int] | None = None
         self._call_soon: Callable[[Callable[[], object]], object] | None = None
-        self._commit_push_scheduled = False
+        self._drain_scheduled = False
         self._now: Callable[[], float] = anyio.current_time
         """The event loop's clock (``anyio.current_time``, without its look-up per call)."""
         self._backlog: list[act.Action] = []
@@ -140,7 +140,7 @@ class RaftRuntime(TicketDesk):
                 self.kick()
                 task_status.started()
         finally:
-            self._call_soon = None  # a push already scheduled finds it gone and does nothing
+            self._call_soon = None  # a drain already scheduled finds it gone and does nothing
             self._reads.close()  # nothing else would end the rounds' readers
             self.transport.set_receiver(None)
             await self._syncer.stop()
@@ -188,7 +188,7 @@ class RaftRuntime(TicketDesk):
             return
         self._drain_now()
 
-    def _drain_now(self) -> None:
+    def _drain_now(self, *, defer_commit_push: bool = True) -> None:
         """Execute the core's actions here and now, or leave them to the drive loop.
 
         The drive loop takes them when it is busy (it may be waiting inside a drain) or
@@ -199,7 +199,7 @@ class RaftRuntime(TicketDesk):
             self.kick()
             return
         try:
-            self._flush_now()
+            self._flush_now(defer_commit_push=defer_commit_push)
             self._push_commit_soon()
             self._snapshots.take_if_due()
             self._snapshots.retry_if_due()
@@ -346,35 +346,32 @@ class RaftRuntime(TicketDesk):
             self._flush_now()
             self._push_commit_soon()
 
-    def _push_commit_soon(self) -> None:
-        """Tell followers a new commit index once the callers it woke have run.
+    def drain_soon(self) -> None:
+        """Drain once the tasks that are ready now have run (one loop callback, not a
+        wake-up of the drive loop task): a submitted call, or a commit to push.
 
-        A caller woken by the commit usually submits its next call at once: the entry
-        for it then carries the commit index, and the separate push (an empty
-        AppendEntries per follower) is saved. Otherwise the push goes right after.
+        Everything submitted until then travels together. A leader's commit push waits
+        here too: a caller woken by the commit usually submits its next call at once,
+        and the entry for it then carries the commit index, so the push (an empty
+        AppendEntries per follower) is saved; otherwise the push goes right after.
         """
-        if self._commit_push_scheduled or not self.raft.commit_push_due:
+        if self._drain_scheduled:
             return
         call_soon = self._call_soon
         if call_soon is None:
             self.kick()
             return
-        self._commit_push_scheduled = True
-        call_soon(self._push_commit_now)
+        self._drain_scheduled = True
+        call_soon(self._scheduled_drain)
 
-    def _push_commit_now(self) -> None:
-        self._commit_push_scheduled = False
-        if self._call_soon is None:
-            return  # the runtime stopped
-        if self._executing or self._backlog or self.failure is not None:
-            self.kick()
-            return
-        try:
-            self._flush_now(defer_commit_push=False)
-        except errors.StorageError:
-            pass  # recorded by _storage_failed: the node stops
-        except Exception as exc:
-            self._fail_unexpectedly(exc)
+    def _scheduled_drain(self) -> None:
+        self._drain_scheduled = False
+        if self._call_soon is not None:  # else the runtime stopped
+            self._drain_now(defer_commit_push=False)
+
+    def _push_commit_soon(self) -> None:
+        if self.raft.commit_push_due:
+            self.drain_soon()
 
     def _flush_now(self, *, defer_commit_push: bool = True) -> None:
         """Execute the actions that need no waiting (sends, log writes, the rest); hand

@@ -142,6 +142,7 @@ class TicketDesk:
     applied: IndexWaiters
     _apply: ApplyCallback
     kick: Callable[[], None]
+    drain_soon: Callable[[], None]
     _flush_eagerly: Callable[[], None]
 
     def __init__(self, pack: PayloadPacker | None = None, pack_limit: int = 0) -> None:
@@ -179,7 +180,7 @@ class TicketDesk:
             heapq.heappush(self._deadlines, (deadline, self._counter, ticket))
         if len(self._submitted) >= _EAGER_BATCH:
             self._flush_eagerly()
-        self.kick()
+        self.drain_soon()
         return ticket
 
     async def _expiry_loop(self) -> None:
