@@ -18,6 +18,7 @@ from typing import Protocol
 import anyio
 
 from . import errors
+from .pickling import StopFlag
 from .raft import actions as act
 from .raft.messages import InstallSnapshot as InstallSnapshotMessage
 from .raft.node import RaftNode
@@ -33,19 +34,25 @@ logger = logging.getLogger("replobj")
 class Snapshotter(Protocol):
     """What the runtime needs from the state machine to take and install snapshots."""
 
-    def snapshot(self) -> bytes:
-        """Serialise the whole applied state."""
+    def snapshot(self, stop: StopFlag | None = None) -> bytes:
+        """Serialise the whole applied state (possibly in a worker thread: see
+        :class:`~replobj.statemachine.StateMachine`); stop early once ``stop`` is set.
+
+        :raises ~replobj.errors.UnpicklableStateError: if the state cannot be pickled.
+        :raises ~replobj.errors.SnapshotAbandonedError: if ``stop`` was set.
+        """
         ...
 
-    def restore(self, data: bytes) -> None:
-        """Replace the applied state with ``data`` (from :meth:`snapshot` on some replica)."""
-        ...
-
-    def check_snapshot(self, data: bytes) -> object:
-        """Decode ``data`` into a fresh state, changing nothing; raise if it is unusable.
+    def check_snapshot(self, data: bytes, stop: StopFlag | None = None) -> object:
+        """Decode ``data`` (from :meth:`snapshot` on some replica) into a fresh state,
+        changing nothing; returns what :meth:`restore_checked` takes.
 
         :raises ~replobj.errors.ReplObjError: if ``data`` cannot be restored here.
         """
+        ...
+
+    def restore_checked(self, checked: object) -> None:
+        """Replace the applied state with one :meth:`check_snapshot` returned."""
         ...
 
 
@@ -187,13 +194,13 @@ class SnapshotKeeper:
         self._incoming = None
         data, self._staged = bytes(self._staged), bytearray()
         try:
-            self._snapshotter.check_snapshot(data)
+            checked = self._snapshotter.check_snapshot(data)
         except errors.ReplObjError as exc:
             writer.abort()
             self._refuse(action.meta, exc)
             return
         await anyio.to_thread.run_sync(lambda: writer.commit(keep_log=action.keep_log))
-        self._snapshotter.restore(data)
+        self._snapshotter.restore_checked(checked)
         self._raft.handle_snapshot_installed(action.meta)
         self._applied.advance(action.meta.last_index)
         self._applied_bytes = 0
