@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from collections.abc import AsyncIterator
 
@@ -18,7 +19,7 @@ from replobj.raft.options import RaftOptions, RestoredState
 from replobj.raft.types import SnapshotMeta
 from replobj.runtime_options import RuntimeOptions
 from replobj.snapshot_taker import ApplyGate
-from replobj.snapshot_thread import run_stoppable
+from replobj.snapshot_thread import SWITCH_INTERVAL, run_stoppable
 from replobj.snapshotting import SnapshotKeeper
 from replobj.statemachine import StateMachine
 from replobj.storage.memory import MemoryStorage
@@ -62,6 +63,13 @@ async def test_the_work_s_result_and_errors_come_back_as_they_are() -> None:
 
     with pytest.raises(errors.UnpicklableStateError, match="no"):
         await run_stoppable(fail)
+
+
+async def test_threads_switch_more_often_while_the_work_runs() -> None:
+    before = sys.getswitchinterval()
+    during = await run_stoppable(lambda stop: sys.getswitchinterval())
+    assert during == pytest.approx(min(before, SWITCH_INTERVAL))
+    assert sys.getswitchinterval() == pytest.approx(before)
 
 
 def test_the_gate_holds_entries_while_closed_and_applies_them_in_order() -> None:
