@@ -19,14 +19,22 @@ the commit before snapshots left the event loop) with this same script: the "bef
 rows. The three nodes share one event loop and one GIL, the worst case for a worker
 thread competing with the loop.
 
+``--install``: what a follower does with a received snapshot of ``--keys`` rows, as its
+runtime does it (check it by decoding it into fresh objects, then restore the live ones;
+the storage commit, in a worker thread in both versions, is left out), with the 5 ms
+ticker on the loop: seconds taken and the longest gap of the loop (the live table it
+replaces has ``--keys`` rows too: freeing it is part of the restore).
+
     .venv/bin/python benchmarks/snapshot.py [--sizes 100000,1000000]
     .venv/bin/python benchmarks/snapshot.py --cluster [--keys 1000000] [--runs 3]
         [--backend asyncio|trio] [--tree DIR] [--label NAME]
+    .venv/bin/python benchmarks/snapshot.py --install [--keys 1000000] [--runs 3] [--tree DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import itertools
 import logging
@@ -281,11 +289,53 @@ def cluster_table(args: argparse.Namespace) -> None:
         )
 
 
+async def install_runs(keys: int, runs: int) -> list[tuple[int, float, float]]:
+    """Bytes, seconds and longest loop gap of checking and restoring a received snapshot."""
+    source = StateMachine()
+    source.attach("table", _table(keys))
+    data = source.snapshot()
+    results = []
+    ticks: list[float] = []
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_ticker, ticks)
+        for _ in range(runs):
+            target = StateMachine()
+            target.attach("table", _table(keys))  # a lagging follower's state, freed on restore
+            gc.collect()
+            await anyio.sleep(0.2)
+            start = time.perf_counter()
+            if hasattr(target, "restore_checked"):  # the runtime's way since 0x02 snapshots
+                from replobj.snapshot_thread import run_stoppable
+
+                checked = await run_stoppable(functools.partial(target.check_snapshot, data))
+                target.restore_checked(checked)
+            else:  # the runtime's way before: check, then restore, both on the loop
+                target.check_snapshot(data)
+                target.restore(data)
+            end = time.perf_counter()
+            await anyio.sleep(0.05)
+            results.append((len(data), end - start, _longest_gap(ticks, start, end)))
+        tasks.cancel_scope.cancel()
+    return results
+
+
+def install_table(args: argparse.Namespace) -> None:
+    """Print one row per install."""
+    label = args.label or _describe_tree(TREE)
+    rows = anyio.run(install_runs, args.keys, args.runs, backend=args.backend)
+    print(f"# replobj from {Path(replobj.__file__).parent} ({label}), {args.backend}")
+    print("| code | keys | snapshot MB | check + restore s | longest loop gap s |")
+    print("|---|---:|---:|---:|---:|")
+    for size, took, gap in rows:
+        print(f"| {label} | {args.keys:,} | {size / 1e6:.1f} | {took:.3f} | {gap:.3f} |")
+
+
 def main() -> None:
     """Parse the arguments and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--cluster", action="store_true", help="three nodes; see the docstring")
+    parser.add_argument("--install", action="store_true", help="a received snapshot restored")
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
@@ -294,6 +344,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.cluster:
         cluster_table(args)
+    elif args.install:
+        install_table(args)
     else:
         sizes_table([int(size) for size in args.sizes.split(",")])
 
