@@ -46,6 +46,7 @@ __all__ = [
     "ReplObjError",
     "ReplicatedClassError",
     "ReplicatedObjectError",
+    "SnapshotAbandonedError",
     "StaleCommandError",
     "StorageError",
     "TransferInProgressError",
@@ -308,6 +309,11 @@ class CorruptCommandError(ReplicatedObjectError, ValueError):
 
 class CorruptSnapshotError(ReplicatedObjectError, ValueError):
     """Snapshot bytes could not be decoded or restored; nothing was changed."""
+
+
+class SnapshotAbandonedError(ReplicatedObjectError):
+    """Serialising or decoding a snapshot was stopped because the node stops; it never
+    reaches a caller (the runtime raises the cancellation instead)."""
 
 
 class StaleCommandError(ReplicatedObjectError):

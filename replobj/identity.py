@@ -16,6 +16,7 @@ import logging
 
 from .directory import DIRECTORY_NAME
 from .errors import ForeignDataDirError
+from .pickling import StopFlag
 from .raft.types import NodeId
 from .statemachine import StateMachine
 from .storage.protocol import Storage, StoreIdentity
@@ -132,22 +133,23 @@ class IdentityCheckedSnapshots:
         self._machine = machine
         self._keeper = keeper
 
-    def snapshot(self) -> bytes:
+    def snapshot(self, stop: StopFlag | None = None) -> bytes:
         """See :meth:`~replobj.statemachine.StateMachine.snapshot`."""
-        return self._machine.snapshot()
+        return self._machine.snapshot(stop)
 
-    def restore(self, data: bytes) -> None:
-        """See :meth:`~replobj.statemachine.StateMachine.restore`."""
-        self._machine.restore(data)
+    def restore_checked(self, checked: object) -> None:
+        """See :meth:`~replobj.statemachine.StateMachine.restore_checked`."""
+        self._machine.restore_checked(checked)
 
-    def check_snapshot(self, data: bytes) -> object:
-        """See :meth:`~replobj.statemachine.StateMachine.check_snapshot`.
+    def check_snapshot(self, data: bytes, stop: StopFlag | None = None) -> object:
+        """See :meth:`~replobj.statemachine.StateMachine.check_snapshot` (this may run in a
+        worker thread too).
 
         :raises ~replobj.errors.ForeignDataDirError: if the snapshot names another
             cluster than this store's stamp (or the pinned one).
         """
-        states = self._machine.check_snapshot(data)
-        directory = states.get(DIRECTORY_NAME)
+        checked = self._machine.check_snapshot(data, stop)
+        directory = checked.states.get(DIRECTORY_NAME)
         if isinstance(directory, dict):
             self._keeper.check_cluster(str(directory.get("cluster_id", "")))
-        return states
+        return checked

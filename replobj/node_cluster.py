@@ -222,11 +222,15 @@ class ClusterOperations(NodeCalls):
     async def snapshot(self) -> int:
         """Take a snapshot now and compact the log; returns the snapshot's index.
 
+        The state is pickled in a worker thread (heartbeats and replication go on;
+        committed entries are applied once it is pickled), after any snapshot under way.
+
         :raises ~replobj.errors.UnpicklableStateError: if an object's state cannot be
             pickled (the node keeps its log and serves on).
+        :raises ~replobj.errors.NodeStoppedError: if the node stops before it is taken.
         """
         await self.fair_checkpoint()
-        meta = self.runtime.take_snapshot()
+        meta = await self.runtime.take_snapshot()
         return meta.last_index if meta else self.runtime.raft.snapshot.last_index
 
     def _addresses(self) -> dict[NodeId, Address]:

@@ -3,30 +3,44 @@
 from __future__ import annotations
 
 import copy
+import io
 import pickle
 from typing import Any
 
 import cloudpickle  # type: ignore[import-untyped]
 
-from .errors import UnpicklableStateError
+from . import pickling
+from .errors import SnapshotAbandonedError, UnpicklableStateError
+from .pickling import StopFlag
 
-__all__ = ["check_state", "dump_state", "set_state"]
+__all__ = ["check_state", "dump_state", "restores_itself", "set_state"]
 
 
-def dump_state(name: str, obj: Any) -> bytes:
-    """``obj``'s state (``__getstate__``) pickled, with cloudpickle as the fallback.
+def _cloudpickler(file: io.BytesIO) -> pickle.Pickler:
+    pickler: pickle.Pickler = cloudpickle.Pickler(file, protocol=5)
+    return pickler
 
+
+def dump_state(name: str, obj: Any, stop: StopFlag | None = None) -> bytes:
+    """``obj``'s state (``__getstate__``) pickled, with cloudpickle as the fallback (both
+    by :func:`replobj.pickling.dumps`, so a worker thread doing it lets others run).
+
+    :param stop: once set, pickling stops.
     :raises ~replobj.errors.UnpicklableStateError: if it cannot be pickled; the message
         names the object.
+    :raises ~replobj.errors.SnapshotAbandonedError: if ``stop`` was set.
     """
     state = obj.__getstate__()
     try:
-        return pickle.dumps(state, protocol=5)
+        return pickling.dumps(state, stop)
+    except SnapshotAbandonedError:
+        raise
     except Exception:
         pass
     try:
-        data: bytes = cloudpickle.dumps(state, protocol=5)
-        return data
+        return pickling.dumps(state, stop, pickler=_cloudpickler)
+    except SnapshotAbandonedError:
+        raise
     except Exception as exc:
         raise UnpicklableStateError(
             f"cannot snapshot object {name!r} ({type(obj).__qualname__}): {exc}; keep only "
@@ -54,6 +68,12 @@ def set_state(obj: Any, state: Any) -> None:
             delattr(obj, slot)
 
 
+def restores_itself(obj: Any) -> bool:
+    """Whether ``obj``'s class restores its state with its own ``__setstate__``, which may
+    change the state it is given (so a state checked on a twin is decoded again for ``obj``)."""
+    return getattr(type(obj), "__setstate__", None) is not None
+
+
 def check_state(obj: Any, state: Any) -> None:
     """Restore ``state`` into a fresh instance of ``obj``'s class, never into ``obj``.
 
@@ -66,7 +86,7 @@ def check_state(obj: Any, state: Any) -> None:
     """
     cls: Any = type(obj)
     fresh = cls.__new__(cls)  # as pickle makes the instance it restores into
-    if getattr(cls, "__setstate__", None) is not None:
+    if restores_itself(obj):
         names = list(getattr(obj, "__dict__", {})) + _slot_names(cls)
         for name in names:
             try:

@@ -14,8 +14,9 @@ obligations:
   and likewise when a sync completes; only what must wait (a hard-state sync, a
   snapshot install) or arrives while the drive loop is busy goes through it;
 * the single timer the core asks for (randomised election timeout, fixed heartbeat);
-* snapshots: taken when the log since the last one passes a threshold, streamed to
-  lagging followers in chunks, installed atomically on receipt.
+* snapshots: taken when the log since the last one passes a threshold (pickled in a
+  worker thread while committed entries wait: :mod:`replobj.snapshot_taker`), streamed
+  to lagging followers in chunks, installed atomically on receipt.
 
 It knows nothing of replicated objects: committed command entries go to an
 ``apply`` callback, snapshots to and from a :class:`Snapshotter`. Its helpers, in
@@ -41,9 +42,10 @@ from . import errors
 from .raft import actions as act
 from .raft.messages import Message
 from .raft.node import RaftNode
-from .raft.types import LogIndex, Refusal, Role, SnapshotMeta
+from .raft.types import Entry, LogIndex, Refusal, Role, SnapshotMeta
 from .read_rounds import ReadRound, ReadRounds
 from .runtime_options import RuntimeOptions
+from .snapshot_taker import ApplyGate
 from .snapshotting import SnapshotKeeper, Snapshotter
 from .storage.protocol import AppendEntries, Storage, WriteBatch
 from .storage_thread import StorageSyncer, Target, loop_caller
@@ -112,8 +114,17 @@ class RaftRuntime(TicketDesk):
         self._executing = False
         self._reads = ReadRounds(raft, 2 * self.options.election_timeout)
         self.applied = IndexWaiters(raft.applied_index)
+        self._committed = ApplyGate(self._apply_committed)
+        """Committed entries on their way to the state machine (held during a snapshot)."""
         self._snapshots = SnapshotKeeper(
-            raft, storage, transport, snapshotter, self.options, self.applied, self.kick
+            raft,
+            storage,
+            transport,
+            snapshotter,
+            self.options,
+            self.applied,
+            self.kick,
+            gate=self._committed,
         )
         """Takes, sends and installs snapshots."""
         self.role_changed = anyio.Event()
@@ -136,6 +147,7 @@ class RaftRuntime(TicketDesk):
                 tasks.start_soon(self._timer_loop)
                 tasks.start_soon(self._until_storage_fails, self._drive_loop)
                 tasks.start_soon(self._expiry_loop)
+                tasks.start_soon(self._snapshot_loop)
                 tasks.start_soon(self._stop_on_failure)
                 self.kick()
                 task_status.started()
@@ -166,6 +178,12 @@ class RaftRuntime(TicketDesk):
             self._push_commit_soon()
             self._snapshots.take_if_due()
             self._snapshots.retry_if_due()
+
+    async def _snapshot_loop(self) -> None:
+        try:
+            await self._snapshots.run()
+        except errors.StorageError as exc:
+            self._storage_failed(exc, "write a snapshot")
 
     async def _receive_loop(self) -> None:
         while True:
@@ -415,8 +433,7 @@ class RaftRuntime(TicketDesk):
         if isinstance(action, act.ResetTimer):
             self._arm_timer(action.kind)
         elif isinstance(action, act.ApplyEntries):
-            self._apply_entries(action.entries)
-            self._snapshots.note_applied(action.entries)
+            self._committed.apply(action.entries)
         elif isinstance(action, act.ReadReady):
             self._reads.ready(action.request_id, action.read_index)
         elif isinstance(action, act.ReadFailed):
@@ -453,6 +470,10 @@ class RaftRuntime(TicketDesk):
             self.role_changed.set()
             self.role_changed = anyio.Event()
 
+    def _apply_committed(self, entries: tuple[Entry, ...]) -> None:
+        self._apply_entries(entries)
+        self._snapshots.note_applied(entries)
+
     def _arm_timer(self, kind: act.TimerKind) -> None:
         if kind is act.TimerKind.HEARTBEAT:
             delay = self.options.heartbeat_interval
@@ -465,13 +486,17 @@ class RaftRuntime(TicketDesk):
 
     # ------------------------------------------------------------------ snapshots
 
-    def take_snapshot(self) -> SnapshotMeta | None:
-        """Snapshot the state machine at the applied index and compact the log.
+    async def take_snapshot(self) -> SnapshotMeta | None:
+        """Snapshot the state machine at the applied index and compact the log (after the
+        snapshot work under way, if any; committed entries wait while it is pickled).
 
+        :returns: ``None`` if nothing new was applied or a received snapshot is on its way.
         :raises ~replobj.errors.UnpicklableStateError: if an object's state cannot be
             pickled; the log is kept and :attr:`snapshot_error` says why.
+        :raises ~replobj.errors.StorageError: if the store failed (the node stops).
+        :raises ~replobj.errors.NodeStoppedError: if the node stopped first.
         """
-        return self._snapshots.take()
+        return await self._snapshots.take()
 
     @property
     def snapshot_error(self) -> str | None:

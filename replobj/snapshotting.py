@@ -1,12 +1,13 @@
 """Snapshots for the runtime: taken locally, streamed to lagging followers, installed on receipt.
 
 A snapshot is taken when the log since the last one passes
-:attr:`~replobj.runtime_options.RuntimeOptions.snapshot_entries`; it is sent in chunks
-read back from storage, and a received one is staged chunk by chunk, checked by decoding
-it into fresh objects, and only then installed atomically (the commit runs in a worker
-thread so the event loop keeps running). A snapshot that fails the check is discarded and,
-after an election timeout, asked for again: the stored snapshot and log stay as they were,
-so the node keeps serving and restarts on them.
+:attr:`~replobj.runtime_options.RuntimeOptions.snapshot_entries` (or ``snapshot_bytes``),
+off the event loop (:mod:`replobj.snapshot_taker`); it is sent in chunks read back from
+storage, and a received one is staged chunk by chunk, checked by decoding it into fresh
+objects in a worker thread, and only then installed atomically (the commit runs in a
+worker thread too, so the event loop keeps running). A snapshot that fails the check is
+discarded and, after an election timeout, asked for again: the stored snapshot and log
+stay as they were, so the node keeps serving and restarts on them.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import anyio
+import anyio.abc
 
 from . import errors
+from .pickling import StopFlag
 from .raft import actions as act
 from .raft.messages import InstallSnapshot as InstallSnapshotMessage
 from .raft.node import RaftNode
-from .raft.types import Entry, LogIndex, SnapshotMeta
+from .raft.types import Entry, SnapshotMeta
 from .runtime_options import RuntimeOptions
+from .snapshot_taker import ApplyGate, SnapshotTaker
+from .snapshot_thread import run_stoppable
 from .storage.protocol import SnapshotWriter, Storage
 from .transport.base import Transport
 from .waiting import IndexWaiters
@@ -33,24 +38,38 @@ logger = logging.getLogger("replobj")
 class Snapshotter(Protocol):
     """What the runtime needs from the state machine to take and install snapshots."""
 
-    def snapshot(self) -> bytes:
-        """Serialise the whole applied state."""
+    def snapshot(self, stop: StopFlag | None = None) -> bytes:
+        """Serialise the whole applied state (possibly in a worker thread: see
+        :class:`~replobj.statemachine.StateMachine`); stop early once ``stop`` is set.
+
+        :raises ~replobj.errors.UnpicklableStateError: if the state cannot be pickled.
+        :raises ~replobj.errors.SnapshotAbandonedError: if ``stop`` was set.
+        """
         ...
 
-    def restore(self, data: bytes) -> None:
-        """Replace the applied state with ``data`` (from :meth:`snapshot` on some replica)."""
-        ...
-
-    def check_snapshot(self, data: bytes) -> object:
-        """Decode ``data`` into a fresh state, changing nothing; raise if it is unusable.
+    def check_snapshot(self, data: bytes, stop: StopFlag | None = None) -> object:
+        """Decode ``data`` (from :meth:`snapshot` on some replica) into a fresh state,
+        changing nothing; returns what :meth:`restore_checked` takes.
 
         :raises ~replobj.errors.ReplObjError: if ``data`` cannot be restored here.
         """
         ...
 
+    def restore_checked(self, checked: object) -> None:
+        """Replace the applied state with one :meth:`check_snapshot` returned."""
+        ...
+
 
 _MAX_RETRY_DELAY = 60.0
 """Longest wait, in seconds, before asking again for a snapshot after refusals in a row."""
+
+_STAGING_IDLE = 2
+"""Election timeouts without a chunk after which a received snapshot being staged counts as
+abandoned (a leader change stops a transfer): a local snapshot may then replace it."""
+
+
+def _ignore_entries(entries: tuple[Entry, ...]) -> None:
+    """The apply callback of a keeper used without a runtime (nothing is applied)."""
 
 
 class SnapshotKeeper:
@@ -63,6 +82,8 @@ class SnapshotKeeper:
     :param options: the snapshot threshold and chunk size.
     :param applied: the runtime's applied index, advanced past an installed snapshot.
     :param kick: asks the runtime to drain the core's actions soon.
+    :param gate: where the runtime's committed entries wait while a snapshot is pickled
+        (by default a gate that applies nothing: a keeper used without a runtime).
     """
 
     def __init__(
@@ -74,6 +95,8 @@ class SnapshotKeeper:
         options: RuntimeOptions,
         applied: IndexWaiters,
         kick: Callable[[], None],
+        *,
+        gate: ApplyGate | None = None,
     ) -> None:
         self._raft = raft
         self._storage = storage
@@ -82,77 +105,80 @@ class SnapshotKeeper:
         self._options = options
         self._applied = applied
         self._kick = kick
+        self._taker = SnapshotTaker(
+            raft,
+            storage,
+            snapshotter.snapshot,
+            options,
+            applied,
+            gate or ApplyGate(_ignore_entries),
+            kick,
+            self._may_begin_local,
+        )
+        """Takes the node's own snapshots (:mod:`replobj.snapshot_taker`)."""
         self._incoming: SnapshotWriter | None = None
         self._staged = bytearray()
+        self._staged_at = 0.0
+        """When the last chunk of the received snapshot being staged arrived."""
         self._refused: tuple[SnapshotMeta, float] | None = None
         self._refusals = 0
         """Snapshots refused in a row: each doubles the wait before asking again."""
-        self._retry_at: LogIndex = 0
-        self._applied_bytes = 0
-        self.error: str | None = None
+
+    @property
+    def error(self) -> str | None:
         """Why the last snapshot failed (an object's state could not be pickled), or ``None``."""
+        return self._taker.error
 
     def note_applied(self, entries: Sequence[Entry]) -> None:
         """Count the payload bytes of applied entries toward the next snapshot."""
-        self._applied_bytes += sum(len(entry.payload) for entry in entries)
-
-    def _applied_here(self) -> LogIndex:
-        """The index the state machine has really applied: the core counts entries applied
-        when it hands them out, a moment before the runtime applies them, and a snapshot
-        labelled with the core's index would hold an older state."""
-        return min(self._raft.applied_index, self._applied.index)
+        self._taker.note_applied(entries)
 
     def take_if_due(self) -> None:
-        """Take a snapshot if enough entries, or enough payload bytes, were applied since
-        the last one (or failed one)."""
-        raft = self._raft
-        applied = self._applied_here()
-        options = self._options
-        enough_entries = applied - raft.snapshot.last_index >= options.snapshot_entries
-        if not enough_entries and self._applied_bytes < options.snapshot_bytes:
-            return
-        if applied < self._retry_at:
-            return
-        try:
-            self.take()
-        except errors.UnpicklableStateError as exc:
-            self._retry_at = applied + self._options.snapshot_entries
-            logger.error(
-                "%s could not take a snapshot at index %d, keeping the log and trying again "
-                "after %d more entries: %s",
-                raft.id,
-                applied,
-                self._options.snapshot_entries,
-                exc,
-            )
+        """Start a snapshot in the background (see :meth:`run`) if enough entries, or
+        enough payload bytes, were applied since the last one (or failed one)."""
+        self._taker.take_if_due()
 
-    def take(self) -> SnapshotMeta | None:
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Take the snapshots, automatic and asked for, until cancelled (a task of the
+        runtime; :meth:`take` waits for it).
+
+        :raises ~replobj.errors.StorageError: if the store failed (the node must stop).
+        """
+        await self._taker.run(task_status=task_status)
+
+    async def take(self) -> SnapshotMeta | None:
         """Snapshot the state machine at the applied index and compact the log.
 
+        :returns: ``None`` if nothing new was applied, or a received snapshot is being
+            staged (it will replace this state).
         :raises ~replobj.errors.UnpicklableStateError: if an object's state cannot be
             pickled; the log is kept and :attr:`error` says why.
+        :raises ~replobj.errors.StorageError: if the store failed (the node stops).
+        :raises ~replobj.errors.NodeStoppedError: if :meth:`run` stopped first.
         """
-        raft = self._raft
-        applied = self._applied_here()
-        if applied <= raft.snapshot.last_index:
-            return None
-        meta = raft.snapshot_meta_for(applied)
-        try:
-            data = self._snapshotter.snapshot()
-        except errors.UnpicklableStateError as exc:
-            self.error = str(exc)
-            raise
-        self.error = None
-        writer = self._storage.begin_snapshot(meta)
-        chunk = self._options.snapshot_chunk_bytes
-        for offset in range(0, len(data), chunk):
-            writer.write_chunk(offset, data[offset : offset + chunk])
-        writer.commit(keep_log=True)
-        raft.handle_snapshot_taken(meta)
-        self._applied_bytes = 0
-        self._kick()
-        logger.info("%s took a snapshot at index %d (%d bytes)", raft.id, applied, len(data))
-        return meta
+        return await self._taker.take()
+
+    def _may_begin_local(self) -> bool:
+        """Whether a local snapshot may begin its writer: not while a received snapshot is
+        being staged (it would abort that writer), unless that one stopped arriving."""
+        writer = self._incoming
+        if writer is None:
+            return True
+        idle = anyio.current_time() - self._staged_at
+        if idle < _STAGING_IDLE * self._options.election_timeout:
+            return False
+        writer.abort()
+        self._incoming, self._staged = None, bytearray()
+        logger.warning(
+            "%s dropped the snapshot at index %d it was receiving: no chunk for %.1fs "
+            "(if it is sent again, it starts over)",
+            self._raft.id,
+            writer.meta.last_index,
+            idle,
+        )
+        return True
 
     def send_chunk(self, action: act.SendSnapshotChunk) -> None:
         """Send the requested chunk of the stored snapshot, unless a newer one replaced it."""
@@ -167,39 +193,59 @@ class SnapshotKeeper:
         self._transport.send(action.to, message)
 
     def stage_chunk(self, action: act.WriteSnapshotChunk) -> None:
-        """Write a received chunk; a first chunk or another snapshot starts a new one."""
+        """Write a received chunk; a first chunk or another snapshot starts a new one.
+
+        A later chunk of a snapshot whose start was dropped (:meth:`_may_begin_local`) is
+        ignored: its install then asks the leader to start over.
+        """
         writer = self._incoming
         if action.offset == 0 or writer is None or writer.meta != action.meta:
             if writer is not None:
                 writer.abort()
+                self._incoming = None
+            if action.offset != 0:
+                return
+            self._taker.give_way()
             writer = self._incoming = self._storage.begin_snapshot(action.meta)
             self._staged = bytearray()
         writer.write_chunk(action.offset, action.data)
         del self._staged[action.offset :]
         self._staged += action.data
+        self._staged_at = anyio.current_time()
 
     async def install(self, action: act.InstallSnapshot) -> None:
-        """Check the staged snapshot in a fresh state; if it is good, commit it and restore
-        the state machine from it, else discard it (see :meth:`retry_if_due`)."""
-        writer = self._incoming
-        if writer is None or writer.meta != action.meta:
-            return
-        self._incoming = None
-        data, self._staged = bytes(self._staged), bytearray()
-        try:
-            self._snapshotter.check_snapshot(data)
-        except errors.ReplObjError as exc:
-            writer.abort()
-            self._refuse(action.meta, exc)
-            return
-        await anyio.to_thread.run_sync(lambda: writer.commit(keep_log=action.keep_log))
-        self._snapshotter.restore(data)
-        self._raft.handle_snapshot_installed(action.meta)
-        self._applied.advance(action.meta.last_index)
-        self._applied_bytes = 0
-        self._refusals = 0
-        logger.info("%s installed a snapshot at index %d", self._raft.id, action.meta.last_index)
-        self._kick()
+        """Check the staged snapshot in a fresh state (in a worker thread); if it is good,
+        commit it and restore the state machine from it, else discard it (see
+        :meth:`retry_if_due`). A local snapshot under way finishes first."""
+        async with self._taker.turn:
+            writer = self._incoming
+            if writer is None or writer.meta != action.meta:
+                self._raft.handle_snapshot_rejected(action.meta)  # its start was dropped
+                self._kick()
+                return
+            self._incoming = None
+            data, self._staged = bytes(self._staged), bytearray()
+            try:
+                checked = await run_stoppable(
+                    lambda stop: self._snapshotter.check_snapshot(data, stop)
+                )
+            except errors.ReplObjError as exc:
+                writer.abort()
+                self._refuse(action.meta, exc)
+                return
+            except BaseException:
+                writer.abort()
+                raise
+            await anyio.to_thread.run_sync(lambda: writer.commit(keep_log=action.keep_log))
+            self._snapshotter.restore_checked(checked)
+            self._raft.handle_snapshot_installed(action.meta)
+            self._applied.advance(action.meta.last_index)
+            self._taker.reset_progress()
+            self._refusals = 0
+            logger.info(
+                "%s installed a snapshot at index %d", self._raft.id, action.meta.last_index
+            )
+            self._kick()
 
     def _refuse(self, meta: SnapshotMeta, exc: errors.ReplObjError) -> None:
         """Discard a bad snapshot and ask again later: after the election timeout, doubled

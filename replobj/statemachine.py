@@ -24,19 +24,18 @@ Decisions:
   own session check, outcome and ``current_entry().position``, and one that cannot be
   decoded on this replica fails alone.
 
-Snapshot layout: one format tag byte (``SNAPSHOT_TAG``) then a pickle (protocol 5) of a
-dict holding the applied index/term, the session table and each object's state
-(``__getstate__``, pickled separately, cloudpickle as fallback). Restoring is in place:
-a class's own ``__setstate__`` is called on the live instance (attributes it does not
-set keep their values); otherwise the instance ``__dict__`` and slots are replaced as
-pickle would fill a fresh instance (:meth:`StateMachine.check_snapshot` does it into
-fresh instances). The cluster configuration travels next to the snapshot in the Raft
-``SnapshotMeta``.
+Snapshots: the layout is :mod:`replobj.snapshot_format`'s (each object's state is its
+``__getstate__``, pickled separately, cloudpickle as fallback). :meth:`StateMachine.snapshot`
+and :meth:`StateMachine.check_snapshot` may run in a worker thread while the event loop
+runs, as long as nothing is applied or restored meanwhile (queries only read); they let
+the loop run while they pickle. Restoring is in place: a class's own ``__setstate__`` is
+called on the live instance (attributes it does not set keep their values); otherwise
+the instance ``__dict__`` and slots are replaced as pickle would fill a fresh instance
+(:meth:`StateMachine.check_snapshot` does it into fresh instances).
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -64,15 +63,21 @@ from .errors import (
     UnknownMethodError,
     UnknownObjectError,
 )
-from .object_state import check_state, dump_state, set_state
+from .object_state import check_state, dump_state, restores_itself, set_state
+from .pickling import StopFlag
 from .raft.types import Entry, EntryKind, LogIndex, Term
 from .replicated import ObjectSpec, spec_of
 from .sessions import DEFAULT_SESSION_TTL, SessionTable
+from .snapshot_format import (
+    SNAPSHOT_TAG,
+    CheckedSnapshot,
+    check_objects,
+    decode_snapshot,
+    decode_state,
+    encode_snapshot,
+)
 
-__all__ = ["SNAPSHOT_TAG", "ApplyOutcome", "LocalCommands", "StateMachine"]
-
-SNAPSHOT_TAG = 0x01
-"""First byte of the snapshot format written by :meth:`StateMachine.snapshot`."""
+__all__ = ["SNAPSHOT_TAG", "ApplyOutcome", "CheckedSnapshot", "LocalCommands", "StateMachine"]
 
 _T = TypeVar("_T")
 _PACKED = bytes([PACKED_TAG])
@@ -332,34 +337,40 @@ class StateMachine:
             raise UnknownMethodError(f"{method!r} is not a query of {spec.class_name}")
         return run_in_entry(None, getattr(obj, method), args, dict(kwargs or {}))
 
-    def snapshot(self) -> bytes:
+    def snapshot(self, stop: StopFlag | None = None) -> bytes:
         """The state of every object, the sessions and the applied position, as bytes.
 
+        :param stop: once set (by another thread), pickling stops.
         :raises ~replobj.errors.UnpicklableStateError: if an object's state cannot be
             pickled; the message names the object.
+        :raises ~replobj.errors.SnapshotAbandonedError: if ``stop`` was set.
         """
         objects = {
-            name: (self._specs[name].class_name, dump_state(name, obj))
+            name: (self._specs[name].class_name, dump_state(name, obj, stop))
             for name, obj in self._objects.items()
         }
-        doc = {
-            "applied_index": self._applied_index,
-            "applied_term": self._applied_term,
-            "sessions": self._sessions.export(),
-            "objects": objects,
-        }
-        return bytes([SNAPSHOT_TAG]) + pickle.dumps(doc, protocol=5)
+        return encode_snapshot(
+            self._applied_index, self._applied_term, self._sessions.export(), objects, stop
+        )
 
-    def check_snapshot(self, data: bytes) -> dict[str, Any]:
+    def check_snapshot(self, data: bytes, stop: StopFlag | None = None) -> CheckedSnapshot:
         """Decode ``data`` into fresh objects, as :meth:`restore` would, changing nothing
         (a received snapshot is checked so before it replaces the stored one).
 
-        :returns: each object's decoded state, by name.
+        :param stop: once set (by another thread), decoding stops.
+        :returns: what :meth:`restore_checked` restores without decoding again (the state
+            of an object whose class has its own ``__setstate__`` is decoded twice: that
+            method may change the state the fresh instance was given).
         :raises ~replobj.errors.ReplicatedObjectError: as :meth:`restore` does.
+        :raises ~replobj.errors.SnapshotAbandonedError: if ``stop`` was set.
         """
-        states = self._decode_snapshot(data)[3]
+        checked, blobs = self._decode_snapshot(data, stop)
+        states = checked.states
         self._set_states(states, check_state)
-        return states
+        for name, obj in self._objects.items():
+            if restores_itself(obj):
+                states[name] = decode_state(name, blobs[name], stop)
+        return checked
 
     def restore(self, data: bytes) -> None:
         """Replace the state with a :meth:`snapshot`; the attached instances stay the same.
@@ -372,10 +383,19 @@ class StateMachine:
             the attached ones.
         :raises ~replobj.errors.ClassMismatchError: if an object's class differs.
         """
-        index, term, sessions, states = self._decode_snapshot(data)
-        self._set_states(states, set_state)
-        self._sessions = sessions
-        self._applied_index, self._applied_term = index, term
+        self.restore_checked(self._decode_snapshot(data)[0])
+
+    def restore_checked(self, checked: object) -> None:
+        """Replace the state with one :meth:`check_snapshot` returned (see :meth:`restore`).
+
+        :raises TypeError: if ``checked`` did not come from :meth:`check_snapshot`.
+        :raises ~replobj.errors.CorruptSnapshotError: if an object's ``__setstate__`` fails.
+        """
+        if not isinstance(checked, CheckedSnapshot):
+            raise TypeError(f"expected a CheckedSnapshot, got {type(checked).__name__}")
+        self._set_states(checked.states, set_state)
+        self._sessions = checked.sessions
+        self._applied_index, self._applied_term = checked.index, checked.term
         self._frozen = True
 
     def _set_states(self, states: dict[str, Any], setter: Callable[[Any, Any], None]) -> None:
@@ -387,44 +407,12 @@ class StateMachine:
                     f"object {name!r} rejected its snapshot state ({type(exc).__name__}: {exc})"
                 ) from exc
 
-    def _decode_snapshot(self, data: bytes) -> tuple[LogIndex, Term, SessionTable, dict[str, Any]]:
-        if not data or data[0] != SNAPSHOT_TAG:
-            raise CorruptSnapshotError(
-                f"not a replobj state-machine snapshot (tag {bytes(data[:1])!r}); "
-                "it was not written by this version of replobj"
-            )
-        try:
-            doc = pickle.loads(data[1:])
-            index, term = int(doc["applied_index"]), int(doc["applied_term"])
-            sessions = SessionTable.from_export(doc["sessions"], self._sessions.ttl)
-            stored = {str(n): (str(c), s) for n, (c, s) in doc["objects"].items()}
-        except Exception as exc:
-            raise CorruptSnapshotError(
-                f"cannot decode a snapshot of {len(data)} bytes ({type(exc).__name__}: {exc})"
-            ) from exc
-        self._check_snapshot_objects(stored)
-        states = {}
-        for name, (_, blob) in stored.items():
-            try:
-                states[name] = pickle.loads(blob)
-            except Exception as exc:
-                raise CorruptSnapshotError(
-                    f"cannot decode the state of {name!r} ({type(exc).__name__}: {exc}); "
-                    "every node must run the same code"
-                ) from exc
-        return index, term, sessions, states
-
-    def _check_snapshot_objects(self, stored: dict[str, tuple[str, bytes]]) -> None:
-        for name in sorted(stored.keys() ^ self._objects.keys()):
-            where = "only in the snapshot" if name in stored else "not in the snapshot"
-            raise UnknownObjectError(
-                f"object {name!r} is {where}: attach the same objects under the same names "
-                "on every node"
-            )
-        for name, (class_name, _) in stored.items():
-            if class_name != self._specs[name].class_name:
-                raise ClassMismatchError(
-                    f"object {name!r} is a {self._specs[name].class_name} here but the snapshot "
-                    f"holds a {class_name}: attach the same class under the same name on every "
-                    "node"
-                )
+    def _decode_snapshot(
+        self, data: bytes, stop: StopFlag | None = None
+    ) -> tuple[CheckedSnapshot, dict[str, bytes]]:
+        """The decoded snapshot, and each object's pickled state."""
+        stored = decode_snapshot(data, self._sessions.ttl, stop)
+        check_objects(stored, {name: spec.class_name for name, spec in self._specs.items()})
+        blobs = {name: blob for name, (_, blob) in stored.objects.items()}
+        states = {name: decode_state(name, blob, stop) for name, blob in blobs.items()}
+        return CheckedSnapshot(stored.index, stored.term, stored.sessions, states), blobs

@@ -88,6 +88,6 @@ def test_a_received_snapshot_of_another_cluster_fails_the_check() -> None:
         checked.check_snapshot(_machine_of_cluster("c2").snapshot())
     checked.check_snapshot(_machine_of_cluster("c1").snapshot())
     checked.check_snapshot(_machine_of_cluster("").snapshot())
-    checked.restore(_machine_of_cluster("c1").snapshot())
+    checked.restore_checked(checked.check_snapshot(_machine_of_cluster("c1").snapshot()))
     assert live.objects[DIRECTORY_NAME].cluster_id == "c1"
     assert checked.snapshot() == live.snapshot()

@@ -11,7 +11,16 @@ import pytest
 import replobj
 
 PACKAGE = Path(replobj.__file__).parent
-MODULES = ["replicated", "command", "statemachine", "sessions", "entry_context", "object_state"]
+MODULES = [
+    "replicated",
+    "command",
+    "statemachine",
+    "sessions",
+    "entry_context",
+    "object_state",
+    "pickling",
+    "snapshot_format",
+]
 FORBIDDEN = {"time", "socket", "asyncio", "threading", "os", "random", "datetime"}
 
 

@@ -9,6 +9,9 @@ the state machine's older one: restoring it would skip entries (seen as
 
 from __future__ import annotations
 
+import anyio
+import pytest
+
 from replobj.raft import actions as act
 from replobj.raft.node import RaftNode
 from replobj.raft.options import RaftOptions, RestoredState
@@ -20,7 +23,10 @@ from replobj.transport.memory import MemoryNetwork
 from replobj.waiting import IndexWaiters
 
 
-def test_a_snapshot_taken_before_committed_entries_are_applied_holds_the_applied_index() -> None:
+@pytest.mark.anyio
+async def test_a_snapshot_taken_before_committed_entries_are_applied_holds_the_applied_index() -> (
+    None
+):
     raft = RaftNode("solo", RestoredState.bootstrap({"solo"}), RaftOptions())
     raft.handle_timeout()  # a lone voter elects itself
     for _ in range(3):
@@ -46,5 +52,8 @@ def test_a_snapshot_taken_before_committed_entries_are_applied_holds_the_applied
         applied,
         lambda: None,
     )
-    meta = keeper.take()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(keeper.run)  # the keeper's task in a runtime: it takes snapshots
+        meta = await keeper.take()
+        tasks.cancel_scope.cancel()
     assert meta is None or meta.last_index == machine.applied_index == applied.index

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from replobj import errors
+from replobj.pickling import StopFlag
 from replobj.raft import actions as act
 from replobj.raft.types import ClusterConfig, SnapshotMeta
 from replobj.runtime_options import RuntimeOptions
@@ -41,15 +42,15 @@ class Snapshotter:
 
     good = False
 
-    def check_snapshot(self, data: bytes) -> dict[str, Any]:
+    def check_snapshot(self, data: bytes, stop: StopFlag | None = None) -> dict[str, Any]:
         if not self.good:
             raise errors.CorruptSnapshotError("not a snapshot of this code")
         return {}
 
-    def restore(self, data: bytes) -> None:
+    def restore_checked(self, checked: object) -> None:
         """Accepts what check_snapshot accepted."""
 
-    def snapshot(self) -> bytes:
+    def snapshot(self, stop: StopFlag | None = None) -> bytes:
         return b""
 
 

@@ -46,10 +46,12 @@ async def test_a_node_snapshots_once_applied_payloads_pass_snapshot_bytes(tmp_pa
         async with anyio.create_task_group() as calls:
             for value in values:
                 calls.start_soon(register.add, value)  # type: ignore[attr-defined]
-        status = node.status()
-        print(f"after {len(values)} calls: {status}")
-        assert status.applied_index < 1_000_000
-        assert status.snapshot_index > 0, "no snapshot although 24 KB of payloads applied"
+        print(f"after {len(values)} calls: {node.status()}")
+        assert node.status().applied_index < 1_000_000
+        with anyio.move_on_after(10):  # the snapshot is taken in the background
+            while node.status().snapshot_index == 0:  # noqa: ASYNC110 - polling node state
+                await anyio.sleep(0.01)
+        assert node.status().snapshot_index > 0, "no snapshot although 24 KB of payloads applied"
     restarted, register = _node(tmp_path / "solo", address)
     async with restarted:
         await restarted.wait_for_leader(5.0)
