@@ -194,8 +194,8 @@ async def test_reads_waiting_on_a_round_end_when_the_node_stops() -> None:
         "n0",
         secret=SECRET,
         listen=f"127.0.0.1:{free_port()}",
-        election_timeout=5.0,
-        heartbeat_interval=0.1,
+        election_timeout=0.3,
+        heartbeat_interval=0.05,
         call_timeout=60.0,
     )
     register = node.attach("reg", Register())
@@ -203,6 +203,7 @@ async def test_reads_waiting_on_a_round_end_when_the_node_stops() -> None:
         await tasks.start(node.serve)
         await node.wait_for_leader()
         runtime: RaftRuntime = node.runtime
+        runtime._reads._attempt = 10.0  # a round's own deadline, far beyond the test's
         registered: list[int] = []
 
         def unanswered_read_index(request_id: int) -> Refusal | None:
@@ -218,7 +219,7 @@ async def test_reads_waiting_on_a_round_end_when_the_node_stops() -> None:
             except errors.NodeStoppedError:
                 outcomes.append("stopped")
 
-        with anyio.fail_after(5.0):  # well before the round's own 10 s deadline
+        with anyio.fail_after(5.0):  # well before the round's own 10 s deadline (set above)
             async with anyio.create_task_group() as readers:
                 for _ in range(3):
                     readers.start_soon(reader)
