@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import anyio
 import pytest
@@ -160,6 +161,36 @@ class _Counts:
         monkeypatch.setattr(asyncio.events.Handle, "_run", counted_handle_run)
 
 
+T = TypeVar("T")
+
+
+async def _around_sequential_calls(where: str, calls: int, measure: Callable[[], T]) -> tuple[T, T]:
+    """Three members on one loop; ``measure()`` before and after ``calls`` sequential calls
+    on the leader or a follower (after a warm-up: connections up, sessions open)."""
+    addresses = {f"n{i}": f"127.0.0.1:{free_port()}" for i in range(3)}
+    nodes = {
+        name: replobj.Node(name, listen=address, peers=addresses, secret=SECRET)
+        for name, address in addresses.items()
+    }
+    proxies = {name: node.attach("register", Register()) for name, node in nodes.items()}
+    async with anyio.create_task_group() as tasks:
+        for node in nodes.values():
+            await tasks.start(node.serve)
+        leader = await nodes["n0"].wait_for_leader()
+        target = leader if where == "leader" else next(n for n in nodes if n != leader)
+        proxy = proxies[target]
+        for value in range(20):
+            await proxy.add(str(value))
+        before = measure()
+        for value in range(calls):
+            await proxy.add(str(value))
+        after = measure()
+        for node in nodes.values():
+            await node.aclose()
+        tasks.cancel_scope.cancel()
+    return before, after
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.parametrize("where", ["leader", "follower"])
 async def test_a_sequential_call_wakes_the_loop_a_bounded_number_of_times(
@@ -172,29 +203,12 @@ async def test_a_sequential_call_wakes_the_loop_a_bounded_number_of_times(
     and 107 callbacks, on a follower 34 and 117; now about 4.5 and 13, 6 and 15.
     """
     counts = _Counts(monkeypatch)
-    addresses = {f"n{i}": f"127.0.0.1:{free_port()}" for i in range(3)}
-    nodes = {
-        name: replobj.Node(name, listen=address, peers=addresses, secret=SECRET)
-        for name, address in addresses.items()
-    }
-    proxies = {name: node.attach("register", Register()) for name, node in nodes.items()}
     calls = 200
-    async with anyio.create_task_group() as tasks:
-        for node in nodes.values():
-            await tasks.start(node.serve)
-        leader = await nodes["n0"].wait_for_leader()
-        target = leader if where == "leader" else next(n for n in nodes if n != leader)
-        proxy = proxies[target]
-        for value in range(20):  # connections up, sessions open
-            await proxy.add(str(value))
-        iterations, callbacks = counts.iterations, counts.callbacks
-        for value in range(calls):
-            await proxy.add(str(value))
-        iterations = (counts.iterations - iterations) / calls
-        callbacks = (counts.callbacks - callbacks) / calls
-        for node in nodes.values():
-            await node.aclose()
-        tasks.cancel_scope.cancel()
+    before, after = await _around_sequential_calls(
+        where, calls, lambda: (counts.iterations, counts.callbacks)
+    )
+    iterations = (after[0] - before[0]) / calls
+    callbacks = (after[1] - before[1]) / calls
     print(f"{where}: {iterations:.1f} loop iterations, {callbacks:.1f} callbacks per call")
     assert iterations <= (9 if where == "leader" else 12)
     assert callbacks <= (27 if where == "leader" else 31)
@@ -246,28 +260,9 @@ async def test_a_sequential_call_costs_few_messages(
         send(self, to, message)
 
     monkeypatch.setattr(TcpTransport, "send", counted)
-    addresses = {f"n{i}": f"127.0.0.1:{free_port()}" for i in range(3)}
-    nodes = {
-        name: replobj.Node(name, listen=address, peers=addresses, secret=SECRET)
-        for name, address in addresses.items()
-    }
-    proxies = {name: node.attach("register", Register()) for name, node in nodes.items()}
     calls = 200
-    async with anyio.create_task_group() as tasks:
-        for node in nodes.values():
-            await tasks.start(node.serve)
-        leader = await nodes["n0"].wait_for_leader()
-        target = leader if where == "leader" else next(n for n in nodes if n != leader)
-        proxy = proxies[target]
-        for value in range(20):  # connections up, sessions open
-            await proxy.add(str(value))
-        before = len(sent)
-        for value in range(calls):
-            await proxy.add(str(value))
-        kinds = sent[before:]
-        for node in nodes.values():
-            await node.aclose()
-        tasks.cancel_scope.cancel()
+    before, after = await _around_sequential_calls(where, calls, lambda: len(sent))
+    kinds = sent[before:after]
     per_call = len(kinds) / calls
     print(
         f"{where}: {per_call:.2f} messages per call: "

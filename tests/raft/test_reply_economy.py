@@ -76,19 +76,24 @@ def test_what_the_leader_must_hear_is_still_answered() -> None:
     assert [(r.term, r.success) for r in newer] == [(2, True)], "a new term is answered"
 
 
-def test_a_leader_defers_its_commit_push_when_asked_and_sends_it_later() -> None:
+def _leader_that_just_committed() -> tuple[RaftNode, int]:
+    """A leader whose entry both followers acknowledged; its commit push not yet taken."""
     cluster = Cluster(ABC, options=PAPER)
     cluster.elect("a")
     cluster.deliver_all()
     leader = cluster.node("a")
     cluster.propose("a", b"x")
-    index = leader.last_index
     for follower in ("b", "c"):
         cluster.deliver(kind=AppendEntries, to=follower)
     for follower in ("b", "c"):
         leader.handle_message(
             next(e.message for e in cluster.drop(kind=AppendEntriesReply, src=follower))
         )
+    return leader, leader.last_index
+
+
+def test_a_leader_defers_its_commit_push_when_asked_and_sends_it_later() -> None:
+    leader, index = _leader_that_just_committed()
     assert leader.commit_index == index
     deferred = [a for a in leader.take_actions(defer_commit_push=True) if isinstance(a, Send)]
     assert deferred == [], "no empty AppendEntries while deferred"
@@ -99,18 +104,7 @@ def test_a_leader_defers_its_commit_push_when_asked_and_sends_it_later() -> None
 
 
 def test_a_new_entry_carries_a_deferred_commit_index() -> None:
-    cluster = Cluster(ABC, options=PAPER)
-    cluster.elect("a")
-    cluster.deliver_all()
-    leader = cluster.node("a")
-    cluster.propose("a", b"x")
-    index = leader.last_index
-    for follower in ("b", "c"):
-        cluster.deliver(kind=AppendEntries, to=follower)
-    for follower in ("b", "c"):
-        leader.handle_message(
-            next(e.message for e in cluster.drop(kind=AppendEntriesReply, src=follower))
-        )
+    leader, index = _leader_that_just_committed()
     leader.take_actions(defer_commit_push=True)
     leader.propose(b"y")
     sends = [a.message for a in leader.take_actions(defer_commit_push=True) if isinstance(a, Send)]
