@@ -144,3 +144,21 @@ class Cluster:
         """Stop every node."""
         for node_id in list(self.nodes):
             await self.stop(node_id)
+
+
+@replobj.replicated(name="tests.Other")
+class Other:
+    """A different class attached under the same name on one node."""
+
+    def __init__(self) -> None:
+        self.values: list[str] = []
+
+    def add(self, value: str) -> int:
+        """Same method name, different class."""
+        self.values.append(value)
+        return -1
+
+    @replobj.query
+    def snapshot_values(self) -> list[str]:
+        """Every value."""
+        return list(self.values)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from cluster_helpers import SECRET, Cluster, Register, free_port
+from cluster_helpers import SECRET, Cluster, Other, Register, free_port
 
 import replobj
 from replobj import errors
@@ -172,23 +172,6 @@ async def test_after_a_restart_local_now_refuses_until_the_node_caught_up(tmp_pa
 async def test_local_now_refuses_a_diverged_replica(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    @replobj.replicated(name="tests.local_now.Other")
-    class Other:
-        """A different class attached under the same name on one node."""
-
-        def __init__(self) -> None:
-            self.values: list[str] = []
-
-        def add(self, value: str) -> int:
-            """Same method name, different class."""
-            self.values.append(value)
-            return -1
-
-        @replobj.query
-        def snapshot_values(self) -> list[str]:
-            """Every value."""
-            return list(self.values)
-
     async with anyio.create_task_group() as tasks:
         cluster = Cluster(tasks, tmp_path, 3)
         await cluster.start("n0")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from cluster_helpers import SECRET, Cluster
+from cluster_helpers import SECRET, Cluster, Other
 
 import replobj
 from replobj import errors
@@ -166,24 +166,6 @@ def _port() -> int:
     from cluster_helpers import free_port
 
     return free_port()
-
-
-@replobj.replicated(name="tests.Other")
-class Other:
-    """A different class attached under the same name on one node."""
-
-    def __init__(self) -> None:
-        self.values: list[str] = []
-
-    def add(self, value: str) -> int:
-        """Same method name, different class."""
-        self.values.append(value)
-        return -1
-
-    @replobj.query
-    def snapshot_values(self) -> list[str]:
-        """Every value."""
-        return list(self.values)
 
 
 async def test_a_different_class_under_the_same_name_is_detected(
