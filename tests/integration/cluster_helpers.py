@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -162,3 +163,35 @@ class Other:
     def snapshot_values(self) -> list[str]:
         """Every value."""
         return list(self.values)
+
+
+async def start_odd_member(
+    cluster: Cluster, tasks: anyio.abc.TaskGroup, node_id: str
+) -> tuple[replobj.Node, Any]:
+    """Start ``node_id`` of ``cluster`` with :class:`Other` attached where the others have
+    a :class:`Register` (a replica bound to diverge); returns the node and its proxy."""
+    odd = replobj.Node(
+        node_id,
+        secret=SECRET,
+        listen=cluster.addresses[node_id],
+        peers=dict(cluster.addresses),
+        election_timeout=0.4,
+        heartbeat_interval=0.05,
+    )
+    proxy = odd.attach("reg", Other())
+    await tasks.start(odd.serve)
+    await odd.wait_for_leader(10)
+    return odd, proxy
+
+
+def count_barriers(node: replobj.Node) -> list[float]:
+    """Record when ``node`` takes a read barrier (the times, in ``time.monotonic()``)."""
+    barriers: list[float] = []
+    real_barrier = node.read_barrier
+
+    async def counting_barrier(timeout: float | None = None) -> None:
+        barriers.append(time.monotonic())
+        await real_barrier(timeout)
+
+    node.read_barrier = counting_barrier  # type: ignore[method-assign]
+    return barriers

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -24,17 +25,21 @@ NODE_ID = "solo"
 SECRET_ENV = "REPLOBJ_TEST_SECRET"
 
 
-async def main(data_dir: str, mode: str) -> None:
+def node_options(data_dir: str | os.PathLike[str], secret: str) -> dict[str, Any]:
+    """The one-member node's options, as the child runs it and the tests restart it."""
     address = f"127.0.0.1:{free_port()}"
-    node = replobj.Node(
-        NODE_ID,
-        listen=address,
-        peers={NODE_ID: address},
-        data_dir=data_dir,
-        secret=os.environ[SECRET_ENV],
-        election_timeout=0.2,
-        heartbeat_interval=0.05,
-    )
+    return {
+        "listen": address,
+        "peers": {NODE_ID: address},
+        "data_dir": data_dir,
+        "secret": secret,
+        "election_timeout": 0.2,
+        "heartbeat_interval": 0.05,
+    }
+
+
+async def main(data_dir: str, mode: str) -> None:
+    node = replobj.Node(NODE_ID, **node_options(data_dir, os.environ[SECRET_ENV]))
     register = node.attach("reg", Register())
     async with node:
         for number in range(COMMANDS):

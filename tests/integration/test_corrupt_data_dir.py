@@ -25,8 +25,8 @@ from typing import Any
 
 import anyio
 import pytest
-from cluster_helpers import Register, free_port
-from corrupt_node_child import COMMANDS, NODE_ID, SECRET_ENV
+from cluster_helpers import Register
+from corrupt_node_child import COMMANDS, NODE_ID, SECRET_ENV, node_options
 from rocksdict import Options, Rdict
 
 import replobj
@@ -109,16 +109,7 @@ def damaged_copy(templates: dict[str, Path], tmp_path: Path, kind: str) -> tuple
 
 def make_node(data_dir: Path) -> tuple[replobj.Node, Register, Any]:
     """A Node on ``data_dir`` as the child ran it; returns it, its replica and the proxy."""
-    address = f"127.0.0.1:{free_port()}"
-    node = replobj.Node(
-        NODE_ID,
-        listen=address,
-        peers={NODE_ID: address},
-        data_dir=data_dir,
-        secret=SECRET,
-        election_timeout=0.2,
-        heartbeat_interval=0.05,
-    )
+    node = replobj.Node(NODE_ID, **node_options(data_dir, SECRET))
     replica = Register()
     return node, replica, node.attach("reg", replica)
 
@@ -193,17 +184,7 @@ def test_a_blocking_node_on_a_damaged_directory_raises_corrupt_storage_error_its
     templates: dict[str, Path], tmp_path: Path, kind: str, backend: str
 ) -> None:
     data_dir, damaged = damaged_copy(templates, tmp_path, kind)
-    address = f"127.0.0.1:{free_port()}"
-    node = replobj.BlockingNode(
-        NODE_ID,
-        backend=backend,
-        listen=address,
-        peers={NODE_ID: address},
-        data_dir=data_dir,
-        secret=SECRET,
-        election_timeout=0.2,
-        heartbeat_interval=0.05,
-    )
+    node = replobj.BlockingNode(NODE_ID, backend=backend, **node_options(data_dir, SECRET))
     node.attach("reg", Register())
     with pytest.raises(BaseException) as raised:
         node.start()

@@ -11,13 +11,12 @@ from a command handler. ``BlockingNode`` does not offer it (``WrongThreadError``
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
-from cluster_helpers import SECRET, Cluster, Other, Register, free_port
+from cluster_helpers import SECRET, Cluster, Register, count_barriers, free_port, start_odd_member
 
 import replobj
 from replobj import errors
@@ -137,14 +136,7 @@ async def test_after_a_restart_local_now_refuses_until_the_node_caught_up(tmp_pa
         await notes.put("a", 1)
         await node.aclose()
 
-        barriers: list[float] = []
-        real_barrier = node.read_barrier
-
-        async def counting_barrier(timeout: float | None = None) -> None:
-            barriers.append(time.monotonic())
-            await real_barrier(timeout)
-
-        node.read_barrier = counting_barrier  # type: ignore[method-assign]
+        barriers = count_barriers(node)
         value = 1
         for catch_up in ("local_read_ready", "local"):
             await tasks.start(node.serve)  # restarted on its data: must catch up first
@@ -176,17 +168,7 @@ async def test_local_now_refuses_a_diverged_replica(
         cluster = Cluster(tasks, tmp_path, 3)
         await cluster.start("n0")
         await cluster.start("n1")
-        odd = replobj.Node(
-            "n2",
-            secret=SECRET,
-            listen=cluster.addresses["n2"],
-            peers=dict(cluster.addresses),
-            election_timeout=0.4,
-            heartbeat_interval=0.05,
-        )
-        odd_proxy = odd.attach("reg", Other())
-        await tasks.start(odd.serve)
-        await odd.wait_for_leader(10)
+        odd, odd_proxy = await start_odd_member(cluster, tasks, "n2")
         assert odd_proxy.snapshot_values.local_now() == []
         assert await cluster.proxies["n0"].add("x") == 1
         await odd.read_barrier()

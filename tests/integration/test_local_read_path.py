@@ -14,7 +14,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from cluster_helpers import free_port
+from cluster_helpers import count_barriers, free_port
 
 import replobj
 from replobj import errors
@@ -76,14 +76,7 @@ async def test_the_fast_path_refuses_a_stopped_node_and_catches_up_after_a_resta
         with pytest.raises(errors.NodeStoppedError):
             await clock.plus.local(0)
 
-        barriers: list[float] = []
-        real_barrier = node.read_barrier
-
-        async def counting_barrier(timeout: float | None = None) -> None:
-            barriers.append(time.monotonic())
-            await real_barrier(timeout)
-
-        node.read_barrier = counting_barrier  # type: ignore[method-assign]
+        barriers = count_barriers(node)
         await tasks.start(node.serve)  # restarted on its data: must catch up first
         _open_window(node)
         assert await clock.plus.local(0) == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from cluster_helpers import SECRET, Cluster, Other
+from cluster_helpers import SECRET, Cluster, start_odd_member
 
 import replobj
 from replobj import errors
@@ -175,17 +175,7 @@ async def test_a_different_class_under_the_same_name_is_detected(
         cluster = Cluster(tasks, tmp_path, 3)
         await cluster.start("n0")
         await cluster.start("n1")
-        odd = replobj.Node(
-            "n2",
-            secret=SECRET,
-            listen=cluster.addresses["n2"],
-            peers=dict(cluster.addresses),
-            election_timeout=0.4,
-            heartbeat_interval=0.05,
-        )
-        odd_proxy = odd.attach("reg", Other())
-        await tasks.start(odd.serve)
-        await odd.wait_for_leader(10)
+        odd, odd_proxy = await start_odd_member(cluster, tasks, "n2")
         assert await cluster.proxies["n0"].add("x") == 1
         await odd.read_barrier()
         with pytest.raises(errors.ClassMismatchError, match="same class"):

@@ -160,10 +160,15 @@ async def test_calls_commit_and_reads_answer_while_the_leader_pickles_then_apply
                 assert await table.count.local() == 20, "a local read answers meanwhile"
                 assert late == {}
                 term = leader.status().term
-                # Hold the pickling past 2 election timeouts: had heartbeats stopped, a
-                # follower would have called an election (a span of time, not a wait for
-                # something to happen).
-                await anyio.sleep(2 * 0.4 * 1.5)
+                # Hold the pickling while the leader sends heartbeat rounds worth two
+                # election timeouts (0.4 s / 0.05 s each): they go out during the pickling,
+                # and no follower calls an election.
+                rounds = leader.runtime.raft._seq
+                await _wait(
+                    lambda: leader.runtime.raft._seq >= rounds + 2 * 8,
+                    "two election timeouts of heartbeat rounds sent while the leader pickles",
+                )
+                assert leader.statemachine.applied_index == before, "applied during the pickling"
                 assert {n.status().leader for n in nodes.values()} == {leader_id}
                 assert {n.status().term for n in nodes.values()} == {term}
             finally:
