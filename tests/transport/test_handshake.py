@@ -59,7 +59,9 @@ def documented_key(secret: bytes) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "secret", [new_secret(), "ünïcödé secret, sixteen bytes+", os.urandom(32)], ids=repr
+    "secret",
+    [new_secret(), "ünïcödé secret, sixteen bytes+", os.urandom(32)],
+    ids=["new-secret", "unicode", "random-bytes"],  # stable ids: parallel workers agree
 )
 def test_the_cluster_key_is_the_documented_scrypt_stretch_not_a_plain_hash(
     secret: str | bytes,
