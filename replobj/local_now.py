@@ -14,9 +14,11 @@ parameter list (as :mod:`dataclasses` generates ``__init__``), and the arguments
 straight through. A query whose parameters it cannot mirror exactly gets the generic
 ``*args, **kwargs`` wrapper, which behaves the same, only slower.
 
-The checks read the node's private fields directly, as ``QueryMethod.local`` does: they
-are the whole cost of the read besides the call. Each is false while the node runs
-normally; when one holds, :func:`refuse_local_now` says why (or lets the read run).
+The wrapper makes one check of the node's state: ``Node._local_now_blocked``, which the
+node keeps true while it is stopped, restarted and not yet caught up, or has a diverged
+object (three checks folded into one attribute: they were most of the read's cost
+besides the call). When it holds, :func:`refuse_local_now` says why (or lets the read
+run: another object diverged, not this one).
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def _generic(node: Node, bound: Callable[..., Any], refuse: Callable[[], None]) 
     current = _current_entry.get
 
     def local_now(*args: Any, **kwargs: Any) -> Any:
-        if node._runtime is None or node._restarted or node.diverged:
+        if node._local_now_blocked:
             refuse()
         if current() is None:
             return bound(*args, **kwargs)
@@ -168,7 +170,7 @@ def _factory(params: str, call: str, args: str, kwargs: str) -> Callable[..., An
     source = (
         f"def {p}make({p}node, {p}bound, {p}current, {p}refuse, {p}hide):\n"
         f"    def local_now({params}):\n"
-        f"        if {p}node._runtime is None or {p}node._restarted or {p}node.diverged:\n"
+        f"        if {p}node._local_now_blocked:\n"
         f"            {p}refuse()\n"
         f"        if {p}current() is None:\n"
         f"            return {p}bound({call})\n"

@@ -180,6 +180,8 @@ class Node(ClusterOperations):
         self._life = Lifecycle(self.id)
         self.diverged: dict[str, errors.ClassMismatchError] = {}
         """Objects whose replica here missed a command because of a class mismatch."""
+        self._local_now_blocked = True
+        """Whether ``local_now`` must take its slow path (see :meth:`_gate_local_now`)."""
 
     # ------------------------------------------------------------------ objects
 
@@ -281,6 +283,7 @@ class Node(ClusterOperations):
                         pack_limit=min(self.max_command_bytes, _PACK_LIMIT),
                     )
                     self._runtime = runtime
+                    self._gate_local_now()
                     await tasks.start(runtime.run)
                     self._tasks_group = tasks
                     tasks.start_soon(self._reconcile_loop)
@@ -298,6 +301,7 @@ class Node(ClusterOperations):
             raise
         finally:
             self._runtime = None
+            self._gate_local_now()
             self._transport = None
             if not failed:  # never retry a failed fsync: it may "succeed" with the data lost
                 with contextlib.suppress(errors.StorageError):
@@ -411,6 +415,7 @@ class Node(ClusterOperations):
             else:
                 cmd = decode_packed_command(packed[1][position], packed[0])
             self.diverged.setdefault(cmd.object_name, result.error)
+            self._gate_local_now()
             logger.error(
                 "%s: entry %d did not apply here: %s (this replica of %r has diverged)",
                 self.id,

@@ -41,10 +41,18 @@ class NodeCalls:
     _lowest_seq: int = 1
     """No call below this sequence number is in flight (:meth:`_lowest_in_flight`)."""
     _restarted: bool
+    _local_now_blocked: bool
     _member_of: ClusterConfig | None
     _local_due: float = 0.0
     """``time.monotonic()`` from which the next local read must yield (:data:`FAIR_SLICE`
     after a call of this node last yielded in :meth:`fair_checkpoint`)."""
+
+    def _gate_local_now(self) -> None:
+        """Fold what makes ``proxy.query.local_now()`` refuse, or check more, into the
+        one flag its hot path reads: the node is stopped, it restarted and no local read
+        has caught it up yet, or an object's replica here diverged. Called wherever one
+        of those changes."""
+        self._local_now_blocked = self._runtime is None or self._restarted or bool(self.diverged)
 
     @property
     def runtime(self) -> RaftRuntime:
@@ -81,6 +89,7 @@ class NodeCalls:
         if self._restarted:
             await self.read_barrier()
             self._restarted = False
+            self._gate_local_now()
         await self.fair_checkpoint()
 
     async def fair_checkpoint(self) -> None:

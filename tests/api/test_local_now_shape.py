@@ -23,7 +23,9 @@ from replobj.local_now import _shape, make_local_now
 
 def _running_node() -> Any:
     """What the fast path reads of a node that runs normally."""
-    return SimpleNamespace(_runtime=object(), _restarted=False, diverged={})
+    return SimpleNamespace(
+        _runtime=object(), _restarted=False, diverged={}, _local_now_blocked=False
+    )
 
 
 def _logged(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -152,9 +154,9 @@ def test_both_wrappers_ask_the_node_why_when_a_check_fails(method: str) -> None:
     node.id = "n9"
     node.check_object = lambda name: None
     local_now = make_local_now(node, "q", method, getattr(Queries(), method))
-    node._restarted = True
+    node._restarted = node._local_now_blocked = True
     node.runtime = object()
     with pytest.raises(errors.LocalReadNotReadyError, match=rf"{method}\.local\(\.\.\.\)"):
         local_now(1)
-    node._restarted = False
+    node._restarted = node._local_now_blocked = False
     assert local_now(1) in ((100, 1), 1)
