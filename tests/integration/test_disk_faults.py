@@ -262,9 +262,11 @@ async def test_a_storage_failure_leaves_async_with_node_as_a_storage_error_namin
     assert any("solo" in message and "/disk/solo" in message for message in critical), critical
 
 
-async def _burst_with_one_failed_write() -> tuple[list[str], list[str], list[BaseException]]:
+async def _burst_with_one_failed_write() -> tuple[list[str], list[str], list[BaseException], bool]:
     """256 concurrent calls on a single node whose second early-flush write fails; returns
-    the acknowledged calls, those lost by a power cut afterwards, and why the node stopped."""
+    the acknowledged calls, those lost by a power cut afterwards, and why the node stopped
+    (nothing: no write failed, when other work on the loop drained the calls before they
+    made two eager flushes), and whether a write failed."""
     storage = FailingStorage()
     node, register = _solo(storage)
     acknowledged: list[str] = []
@@ -288,18 +290,25 @@ async def _burst_with_one_failed_write() -> tuple[list[str], list[str], list[Bas
             await node.aclose()
     except BaseExceptionGroup as group:
         stopped_by = _leaves(group)
-    assert storage.failed_calls == 1, "no burst write failed: did _flush_eagerly change?"
+    if storage.failed_calls == 0:  # the loop drained the burst before two eager flushes
+        return acknowledged, [], stopped_by, False
+    assert storage.failed_calls == 1
     assert storage.after_power_loss is not None
     restarted, register = _solo(storage.after_power_loss)
     async with restarted:
         await restarted.wait_for_leader(5.0)
         values = set(await register.snapshot_values())
-    return acknowledged, sorted(set(acknowledged) - values), stopped_by
+    return acknowledged, sorted(set(acknowledged) - values), stopped_by, True
 
 
 @pytest.mark.anyio
 async def test_a_write_failing_under_a_burst_of_calls_loses_no_acknowledged_call() -> None:
-    for attempt in range(3):
-        acknowledged, lost, stopped_by = await _burst_with_one_failed_write()
-        print(f"attempt {attempt}: {len(acknowledged)} acknowledged, {stopped_by=}")
+    failed_bursts = 0
+    for attempt in range(12):
+        acknowledged, lost, stopped_by, failed = await _burst_with_one_failed_write()
+        print(f"attempt {attempt}: {len(acknowledged)} acknowledged, {failed=}, {stopped_by=}")
         assert not lost, f"{len(lost)} acknowledged calls lost after a failed write: {lost[:5]}"
+        failed_bursts += failed
+        if failed_bursts == 3:
+            break
+    assert failed_bursts == 3, "bursts rarely failed a write: did _flush_eagerly change?"
