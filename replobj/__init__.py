@@ -11,6 +11,7 @@ from . import errors
 from .blocking import BlockingNode
 from .entry_context import EntryInfo, current_entry
 from .node import Node, NodeStatus
+from .proxy import Indexed
 from .replicated import command, query, replicated
 from .secret import new_secret
 
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BlockingNode",
     "EntryInfo",
+    "Indexed",
     "Node",
     "NodeStatus",
     "__version__",

@@ -19,7 +19,7 @@ from . import errors
 from .event_loop import backend_options
 from .node import Node, NodeStatus
 from .node_checks import check_backend
-from .proxy import CommandMethod, ObjectProxy, QueryMethod
+from .proxy import CommandMethod, Indexed, ObjectProxy, QueryMethod
 from .raft.types import NodeId
 
 __all__ = ["BlockingNode", "BlockingProxy"]
@@ -121,6 +121,10 @@ class BlockingNode:
         """See :meth:`Node.snapshot`."""
         return self.run(self.node.snapshot)  # type: ignore[no-any-return]
 
+    def wait_applied(self, index: int, timeout: float | None = None) -> int:
+        """See :meth:`Node.wait_applied`."""
+        return self.run(self.node.wait_applied, index, timeout)  # type: ignore[no-any-return]
+
 
 class BlockingProxy:
     """Blocking counterpart of :class:`~replobj.proxy.ObjectProxy`."""
@@ -148,6 +152,17 @@ class BlockingMethod:
         """Run the call on the node's loop; return its result or raise its exception."""
         method = self._method
         return self._node.run(lambda: method(*args, **kwargs))
+
+    def indexed(self, *args: Any, **kwargs: Any) -> Indexed:
+        """For a command: its result with the log index it was applied from (see
+        :meth:`CommandMethod.indexed`).
+
+        :raises ~replobj.errors.NotACommandError: if the method is a query.
+        """
+        method = self._method
+        if not isinstance(method, CommandMethod):
+            raise errors.NotACommandError("only commands have an .indexed() form")
+        return self._node.run(lambda: method.indexed(*args, **kwargs))  # type: ignore[no-any-return]
 
     def local(self, *args: Any, **kwargs: Any) -> Any:
         """For a query: this replica's state, no round-trip.

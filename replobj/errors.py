@@ -291,6 +291,10 @@ class NotAQueryError(ReplicatedObjectError, TypeError):
     """A command was called as a local query; commands go through the log (call the proxy)."""
 
 
+class NotACommandError(ReplicatedObjectError, TypeError):
+    """A query was asked for a command's form (``.indexed()``): queries enter no log entry."""
+
+
 class ClassMismatchError(ReplicatedObjectError, TypeError):
     """The command (or snapshot) was made for another class than the one attached here."""
 

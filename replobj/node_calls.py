@@ -14,7 +14,7 @@ import anyio.lowlevel
 
 from . import errors
 from .command import Command, CommandOutcome, encode_command
-from .raft.types import ClusterConfig, NodeId
+from .raft.types import ClusterConfig, LogIndex, NodeId
 from .runtime import CallTicket, RaftRuntime
 from .runtime_options import RuntimeOptions
 from .statemachine import ApplyOutcome
@@ -201,6 +201,53 @@ class NodeCalls:
         """
         ticket, outcome = await self._applied_ticket(cmd.seq, payload, timeout, local)
         return self._own_outcome(cmd, ticket, outcome)
+
+    async def call_command_at(
+        self, cmd: Command, payload: bytes, timeout: float | None, local: Command | None = None
+    ) -> tuple[CommandOutcome, LogIndex]:
+        """:meth:`call_command`, with the index of the entry ``cmd`` was applied from."""
+        ticket, outcome = await self._applied_ticket(cmd.seq, payload, timeout, local)
+        return self._own_outcome(cmd, ticket, outcome), outcome.index
+
+    async def wait_applied(self, index: int, timeout: float | None = None) -> LogIndex:
+        """Wait until this member has applied the log up to ``index`` (from
+        :meth:`~replobj.proxy.CommandMethod.indexed`, on this member or another) and
+        return its applied index (at least ``index``).
+
+        A local read after it sees every command applied up to ``index``: the way to read
+        your own write on a follower without a linearizable read. It waits only for this
+        member to catch up (no round trip); a checkpoint even when nothing needs waiting.
+
+        :param index: a log index (``0``: return at once).
+        :param timeout: seconds (default: the node's ``call_timeout``).
+        :raises ~replobj.errors.ConfigurationError: if ``index`` is not an int >= 0.
+        :raises ~replobj.errors.NodeStoppedError: if the node is not running.
+        :raises ~replobj.errors.CallTimeoutError: if this member had not applied
+            ``index`` in time (it may be partitioned away, or ``index`` may not exist
+            yet); nothing changed.
+        """
+        if type(index) is not int or index < 0:
+            raise errors.ConfigurationError(
+                f"wait_applied(index): index must be an int >= 0 (a log index from "
+                f"`await proxy.method.indexed(...)`), got {index!r}"
+            )
+        applied = self.runtime.applied
+        if applied.index < index:
+            limit = timeout or self.call_timeout
+            with anyio.move_on_after(limit):
+                await applied.wait_for(index)
+            if applied.index < index:
+                raise self._stalled_or(
+                    errors.CallTimeoutError(
+                        f"node {self.id!r} had applied up to index {applied.index}, not "
+                        f"{index}, after {limit:.1f}s: it may be cut off from the leader, "
+                        "or that index may not exist yet",
+                        outcome_known=True,
+                    )
+                )
+        else:
+            await self.fair_checkpoint()
+        return applied.index
 
     async def call_commands(
         self,

@@ -4,11 +4,14 @@
 applied on this node; ``await proxy.q(...)`` runs a query after a linearizable read
 barrier (ReadIndex); ``await proxy.q.local(...)`` runs it on this replica at once;
 ``proxy.q.local_now(...)`` does too, as a plain call that never yields.
+``await proxy.cmd.indexed(...)`` returns the result with the log index it was applied at
+(:class:`Indexed`), for ``await node.wait_applied(index)`` on another member.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Iterator
+from dataclasses import dataclass
 from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +25,29 @@ from .replicated import ObjectSpec
 if TYPE_CHECKING:
     from .node import Node
 
-__all__ = ["CommandMethod", "ObjectProxy", "QueryMethod"]
+__all__ = ["CommandMethod", "Indexed", "ObjectProxy", "QueryMethod"]
+
+
+@dataclass(frozen=True, slots=True)
+class Indexed:
+    """What ``await proxy.cmd.indexed(...)`` returns: the command's result and the index
+    of the log entry it was applied from.
+
+    ``await node.wait_applied(index)`` on any member, then a local read there, sees the
+    command's effect (read-your-writes without a linearizable read). Unpack it as
+    ``value, index = await kv.set.indexed("k", 1)``.
+    """
+
+    value: Any
+    """What the command returned (as applied on the calling member)."""
+    index: int
+    """The index of the entry the command was applied from. Calls made together share an
+    entry and so an index. If a retry after a leader change found the command applied
+    already, it is the retry's entry: later than the first, so still enough to wait for."""
+
+    def __iter__(self) -> Iterator[Any]:
+        """``value, index = indexed``."""
+        return iter((self.value, self.index))
 
 
 class ObjectProxy:
@@ -100,6 +125,25 @@ class CommandMethod:
         local = cmd if has_immutable_arguments(cmd) else None
         outcome = await node.call_command(cmd, payload, timeout, local)
         return outcome.result()
+
+    async def indexed(self, *args: Any, **kwargs: Any) -> Indexed:
+        """Run the command as a call does, and return its result with the log index it was
+        applied from (:class:`Indexed`): for ``await node.wait_applied(index)`` on another
+        member before a local read there.
+
+        :raises ~replobj.errors.UnpicklableArgumentError: before anything is sent.
+        :raises ~replobj.errors.CallTimeoutError: if it did not complete in time.
+        :raises Exception: what the command raised.
+        """
+        node = self._node
+        node.runtime  # noqa: B018 - fail fast with NodeStoppedError
+        node.check_object(self._name)
+        cmd, payload = node.new_command(
+            self._name, self._spec.class_name, self._method, args, kwargs
+        )
+        local = cmd if has_immutable_arguments(cmd) else None
+        outcome, index = await node.call_command_at(cmd, payload, None, local)
+        return Indexed(outcome.result(), index)
 
     async def many(
         self,
