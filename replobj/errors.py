@@ -36,6 +36,7 @@ __all__ = [
     "NodeClosedError",
     "NodeRemovedError",
     "NodeStoppedError",
+    "NotACommandError",
     "NotAQueryError",
     "NotAStoreError",
     "NotLeaderError",
@@ -49,6 +50,7 @@ __all__ = [
     "SnapshotAbandonedError",
     "StaleCommandError",
     "StorageError",
+    "TooManyPendingCallsError",
     "TransferInProgressError",
     "TransportError",
     "UnknownMethodError",
@@ -225,6 +227,11 @@ class ClusterStalledError(CallTimeoutError):
     their votes and leave no quorum. The message names each survivor's last index and points
     to the disaster-recovery path in docs/operations.md ("Disaster recovery: a stalled
     cluster"). A :class:`CallTimeoutError`, so existing handlers keep working."""
+
+
+class TooManyPendingCallsError(ReplObjError, RuntimeError):
+    """A call made with ``nowait=True`` found the node at its ``max_pending_calls`` bound;
+    nothing was sent. Retry later, or let calls wait for room (the default)."""
 
 
 class CommandTooLargeError(ReplObjError, ValueError):

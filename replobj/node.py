@@ -26,6 +26,7 @@ import anyio.abc
 
 from . import errors
 from . import node_checks as checks
+from .call_room import CallRoom
 from .command import (
     PACKED_TAG,
     Command,
@@ -94,6 +95,11 @@ class Node(ClusterOperations):
         together share an entry, so entries alone do not bound the log's size).
     :param call_timeout: default seconds a call may take before
         :class:`~replobj.errors.CallTimeoutError`.
+    :param max_pending_calls: the most commands this node's callers may have in flight at
+        once (backpressure, :mod:`replobj.call_room`); past it a call waits for room, in
+        arrival order, within its timeout (or raises
+        :class:`~replobj.errors.TooManyPendingCallsError` at once when called with
+        ``nowait=True``).
     :param seed: seed for timeouts' jitter (tests).
     :param wrap_transport: called with the transport before it starts; what it returns is
         used instead (tests wrap it in :class:`~replobj.transport.FaultyTransport` to cut or
@@ -132,6 +138,7 @@ class Node(ClusterOperations):
         snapshot_entries: int = 20_000,
         snapshot_bytes: int = 64 << 20,
         call_timeout: float = 10.0,
+        max_pending_calls: int = 10_000,
         seed: int | None = None,
         wrap_transport: Callable[[Transport], Transport] | None = None,
         tls_server: ssl.SSLContext | None = None,
@@ -168,6 +175,7 @@ class Node(ClusterOperations):
         self.max_command_bytes = 1 << 20
         self._next_seq = 0
         self._in_flight: set[int] = set()
+        self._room = CallRoom(max_pending_calls)
         self._checked_names: set[tuple[str, str, str]] = set()
         self._runtime: RaftRuntime | None = None
         self._transport: Transport | None = None

@@ -13,6 +13,7 @@ import anyio
 import anyio.lowlevel
 
 from . import errors
+from .call_room import CallRoom
 from .command import Command, CommandOutcome, encode_command
 from .raft.types import ClusterConfig, LogIndex, NodeId
 from .runtime import CallTicket, RaftRuntime
@@ -36,6 +37,8 @@ class NodeCalls:
     _client_id: bytes
     _next_seq: int
     _in_flight: set[int]
+    _room: CallRoom
+    """The bound on :attr:`_in_flight` (``Node(max_pending_calls=...)``)."""
     _checked_names: set[tuple[str, str, str]]
     """(object, class, method) names a :class:`Command` has checked (see :meth:`new_command`)."""
     _lowest_seq: int = 1
@@ -159,7 +162,41 @@ class NodeCalls:
 
     def finish_command(self, seq: int) -> None:
         """The caller received the outcome of ``seq`` (it may be forgotten by the sessions)."""
-        self._in_flight.discard(seq)
+        in_flight = self._in_flight
+        in_flight.discard(seq)
+        room = self._room
+        if room._queue:
+            room.wake(len(in_flight))
+
+    async def make_room(self, wanted: int, timeout: float | None, nowait: bool) -> float:
+        """Wait until ``wanted`` more calls may be in flight (``Node(max_pending_calls=...)``)
+        and return the seconds left of ``timeout`` (default: ``call_timeout``). The caller
+        must then encode its calls (:meth:`new_command`) before it next yields.
+
+        :raises ~replobj.errors.TooManyPendingCallsError: if ``nowait`` and there is no
+            room now (nothing was sent).
+        :raises ~replobj.errors.CallTimeoutError: if no room came in time (nothing was
+            sent: ``outcome_known`` is true).
+        """
+        limit = timeout or self.call_timeout
+        room = self._room
+        if room.has_room(len(self._in_flight), wanted):
+            return limit
+        if nowait:
+            raise errors.TooManyPendingCallsError(
+                f"node {self.id!r} has {len(self._in_flight)} calls in flight and "
+                f"{room.waiting} waiting for room (max_pending_calls={room.limit}); nothing "
+                "was sent: retry later, let the call wait for room (the default), or raise "
+                "max_pending_calls"
+            )
+        began = time.monotonic()
+        if not await room.wait(lambda: len(self._in_flight), wanted, limit):
+            raise errors.CallTimeoutError(
+                f"the call found no room within {limit:.1f}s: node {self.id!r} had "
+                f"max_pending_calls={room.limit} calls in flight all along; nothing was sent",
+                outcome_known=True,
+            )
+        return max(limit - (time.monotonic() - began), 0.001)
 
     def _lowest_in_flight(self, seq: int) -> int:
         """The lowest sequence number in flight, ``seq`` (the next one) if none is.

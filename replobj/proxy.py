@@ -113,12 +113,27 @@ class CommandMethod:
         return self.call(args, kwargs)
 
     async def call(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], *, timeout: float | None = None
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        nowait: bool = False,
     ) -> Any:
-        """Like calling the proxy, with an explicit ``timeout`` in seconds."""
+        """Like calling the proxy, with an explicit ``timeout`` in seconds.
+
+        :param nowait: when the node is at its ``max_pending_calls`` bound, raise
+            :class:`~replobj.errors.TooManyPendingCallsError` at once instead of waiting
+            for room.
+        :raises ~replobj.errors.TooManyPendingCallsError: see ``nowait`` (nothing sent).
+        :raises ~replobj.errors.CallTimeoutError: if it did not complete in time (the wait
+            for room included).
+        """
         node = self._node
         node.runtime  # noqa: B018 - fail fast with NodeStoppedError
         node.check_object(self._name)
+        if not node._room.has_room(len(node._in_flight), 1):
+            timeout = await node.make_room(1, timeout, nowait)
         cmd, payload = node.new_command(
             self._name, self._spec.class_name, self._method, args, kwargs
         )
@@ -138,11 +153,14 @@ class CommandMethod:
         node = self._node
         node.runtime  # noqa: B018 - fail fast with NodeStoppedError
         node.check_object(self._name)
+        timeout = None
+        if not node._room.has_room(len(node._in_flight), 1):
+            timeout = await node.make_room(1, None, False)
         cmd, payload = node.new_command(
             self._name, self._spec.class_name, self._method, args, kwargs
         )
         local = cmd if has_immutable_arguments(cmd) else None
-        outcome, index = await node.call_command_at(cmd, payload, None, local)
+        outcome, index = await node.call_command_at(cmd, payload, timeout, local)
         return Indexed(outcome.result(), index)
 
     async def many(
@@ -150,6 +168,7 @@ class CommandMethod:
         *arguments: Iterable[Any],
         timeout: float | None = None,
         return_exceptions: bool = False,
+        nowait: bool = False,
     ) -> list[Any]:
         """Run the command once per set of arguments, all behind one awaitable, like
         :func:`map`: ``await kv.set.many(keys, values)`` calls ``set(keys[i], values[i])``
@@ -166,6 +185,11 @@ class CommandMethod:
         :param return_exceptions: put each command's exception (the one it raised, or
             its :class:`~replobj.errors.CallTimeoutError`) in its place in the list
             instead of raising the first one once all are done.
+        :param nowait: raise :class:`~replobj.errors.TooManyPendingCallsError` at once
+            instead of waiting for room when the batch does not fit under the node's
+            ``max_pending_calls`` now (a batch larger than the bound waits until nothing
+            else is in flight).
+        :raises ~replobj.errors.TooManyPendingCallsError: see ``nowait`` (nothing sent).
         :raises ~replobj.errors.ConfigurationError: if the iterables differ in length or
             none is given (nothing was sent).
         :raises ~replobj.errors.UnpicklableArgumentError: before anything is sent.
@@ -181,6 +205,8 @@ class CommandMethod:
         if not calls:
             await node.fair_checkpoint()
             return []
+        if not node._room.has_room(len(node._in_flight), len(calls)):
+            timeout = await node.make_room(len(calls), timeout, nowait)
         cmds: list[Command] = []
         payloads: list[bytes] = []
         local: list[Command | None] = []
