@@ -14,11 +14,13 @@ from .node import Node, NodeStatus
 from .proxy import Indexed
 from .replicated import command, query, replicated
 from .secret import new_secret
+from .watch import Change
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BlockingNode",
+    "Change",
     "EntryInfo",
     "Indexed",
     "Node",

@@ -59,6 +59,7 @@ __all__ = [
     "UnpicklableStateError",
     "UnusableDataDirError",
     "VersionMismatchError",
+    "WatchCompactedError",
     "WeakSecretError",
     "WrongThreadError",
     "error_for_refusal",
@@ -232,6 +233,16 @@ class ClusterStalledError(CallTimeoutError):
 class TooManyPendingCallsError(ReplObjError, RuntimeError):
     """A call made with ``nowait=True`` found the node at its ``max_pending_calls`` bound;
     nothing was sent. Retry later, or let calls wait for room (the default)."""
+
+
+class WatchCompactedError(ReplObjError, LookupError):
+    """``node.watch(name, since=index)`` asked for entries older than this member's watch
+    history (or a watcher fell that far behind). ``oldest`` is the lowest index available:
+    resume from there, after reloading the object's state with a read if you need it."""
+
+    def __init__(self, message: str, *, oldest: int) -> None:
+        super().__init__(message)
+        self.oldest = oldest
 
 
 class CommandTooLargeError(ReplObjError, ValueError):

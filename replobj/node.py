@@ -46,7 +46,7 @@ from .node_status import NodeStatus, PeerLag
 from .proxy import ObjectProxy
 from .raft.node import RaftNode
 from .raft.options import RaftOptions, RestoredState
-from .raft.types import ClusterConfig, Entry, NodeId, SnapshotMeta
+from .raft.types import ClusterConfig, Entry, LogIndex, NodeId, SnapshotMeta
 from .replicated import spec_of
 from .runtime import RaftRuntime, RuntimeOptions
 from .secret import check_secret
@@ -55,6 +55,7 @@ from .storage.protocol import Storage
 from .transport.base import Transport
 from .transport.tcp import TcpTransport
 from .transport.udp import UdpTransport
+from .watch import Watcher, WatchFeed
 
 __all__ = ["Node", "NodeStatus", "PeerLag", "parse_address"]
 
@@ -64,6 +65,9 @@ _T = TypeVar("_T")
 
 _MESSAGE_MARGIN = 1024
 """Bytes of a message kept for headers, so entry batches and snapshot chunks fit the transport."""
+
+_WATCH_BYTES = 64 << 20
+"""Payload bytes of the watch history at most (see ``watch_history``)."""
 
 _PACK_LIMIT = 256 * 1024
 """Largest entry the calls submitted together are packed into (smaller if the transport's is)."""
@@ -95,6 +99,8 @@ class Node(ClusterOperations):
         together share an entry, so entries alone do not bound the log's size).
     :param call_timeout: default seconds a call may take before
         :class:`~replobj.errors.CallTimeoutError`.
+    :param watch_history: applied entries this member keeps for :meth:`watch` (also at
+        most 64 MiB of their payloads); a watcher may resume from any of them.
     :param max_pending_calls: the most commands this node's callers may have in flight at
         once (backpressure, :mod:`replobj.call_room`); past it a call waits for room, in
         arrival order, within its timeout (or raises
@@ -139,6 +145,7 @@ class Node(ClusterOperations):
         snapshot_bytes: int = 64 << 20,
         call_timeout: float = 10.0,
         max_pending_calls: int = 10_000,
+        watch_history: int = 10_000,
         seed: int | None = None,
         wrap_transport: Callable[[Transport], Transport] | None = None,
         tls_server: ssl.SSLContext | None = None,
@@ -176,6 +183,7 @@ class Node(ClusterOperations):
         self._next_seq = 0
         self._in_flight: set[int] = set()
         self._room = CallRoom(max_pending_calls)
+        self._feed = WatchFeed(watch_history, _WATCH_BYTES)
         self._checked_names: set[tuple[str, str, str]] = set()
         self._runtime: RaftRuntime | None = None
         self._transport: Transport | None = None
@@ -251,6 +259,7 @@ class Node(ClusterOperations):
         if self._life.begin(self.statemachine):  # restarted: forget what the last run learned
             self.diverged.clear()
             self._last_outcome = self._member_of = None
+        self._feed.reset()
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
         try:
@@ -310,6 +319,7 @@ class Node(ClusterOperations):
         finally:
             self._runtime = None
             self._gate_local_now()
+            self._feed.stop()
             self._transport = None
             if not failed:  # never retry a failed fsync: it may "succeed" with the data lost
                 with contextlib.suppress(errors.StorageError):
@@ -401,6 +411,7 @@ class Node(ClusterOperations):
     def _apply(self, entry: Entry, local: object) -> object:
         mine = local if isinstance(local, Command | tuple) else None
         outcome = self.statemachine.apply(entry, mine)
+        self._feed.record(entry, outcome)
         if outcome.error is not None:
             logger.error(
                 "%s: entry %d is not a valid command: %s", self.id, entry.index, outcome.error
@@ -410,6 +421,32 @@ class Node(ClusterOperations):
                 self._record_divergence(entry, outcome)
                 break
         return outcome
+
+    def watch(self, name: str, since: LogIndex | None = None) -> Watcher:
+        """The commands applied to the object attached as ``name`` on this member, in log
+        order: ``async for change in node.watch("kv", since=index)`` (see
+        :mod:`replobj.watch`). It waits for new ones once it has caught up, and ends with
+        :class:`~replobj.errors.NodeStoppedError` when the node stops.
+
+        :param since: the first log index to report (e.g. ``last.index + 1`` to resume,
+            on any member); ``None``: from the next entry applied.
+        :raises ~replobj.errors.UnknownObjectError: if nothing is attached as ``name``.
+        :raises ~replobj.errors.ConfigurationError: if ``since`` is not an int >= 1.
+        :raises ~replobj.errors.WatchCompactedError: when iterated, if ``since`` is older
+            than this member's watch history (``oldest`` says from where it can resume).
+        """
+        if name not in self.statemachine.objects:
+            attached = ", ".join(map(repr, sorted(self.statemachine.objects))) or "none"
+            raise errors.UnknownObjectError(
+                f"watch({name!r}): nothing is attached as {name!r} on node {self.id!r} "
+                f"(attached: {attached})"
+            )
+        if since is not None and (type(since) is not int or since < 1):
+            raise errors.ConfigurationError(
+                f"watch(since=...): a log index >= 1 (e.g. a change's index + 1) or None, "
+                f"got {since!r}"
+            )
+        return self._feed.changes(name, since, node_id=self.id)
 
     def _record_divergence(self, entry: Entry, outcome: ApplyOutcome) -> None:
         payload = entry.payload

@@ -357,6 +357,7 @@ def check_node_parameters(given: Mapping[str, Any]) -> dict[NodeId, str]:
     )
     check_positive_int(given["snapshot_entries"], parameter="snapshot_entries")
     check_positive_int(given["max_pending_calls"], parameter="max_pending_calls")
+    check_positive_int(given["watch_history"], parameter="watch_history")
     check_positive_int(given["snapshot_bytes"], parameter="snapshot_bytes")
     check_transport(
         given["transport"],
