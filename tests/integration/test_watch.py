@@ -43,9 +43,11 @@ async def test_a_watcher_sees_every_applied_call_in_order_with_its_result(tmp_pa
         assert [c.args[0] for c in seen if c.method == "add"] == list("abcdefg")
         assert [c.result for c in seen if c.method == "add"] == [1, 2, 1003, 1004, 1005, 1006, 1007]
         failed = seen[2]
-        assert isinstance(failed.error, ValueError) and failed.result is None
+        assert isinstance(failed.error, ValueError)
+        assert failed.result is None
         order = [(c.index, c.position) for c in seen]
-        assert order == sorted(order) and len(set(order)) == len(order)
+        assert order == sorted(order)
+        assert len(set(order)) == len(order)
         assert len({c.index for c in seen[3:7]}) == 1, "a batch shares one entry"
         assert all(c.timestamp > 0 for c in seen)
         # From an index: the same history again, from any member.
@@ -82,7 +84,7 @@ async def test_watch_resumes_across_a_leader_change_and_a_restart_without_gap_or
             since = seen[-1].index + 1 if seen else 1
             try:
                 async for change in cluster.nodes[watcher].watch("reg", since=since):
-                    seen.append(change)
+                    seen.append(change)  # noqa: PERF401 - others read it meanwhile
             except errors.NodeStoppedError:
                 return
 
@@ -105,7 +107,8 @@ async def test_watch_resumes_across_a_leader_change_and_a_restart_without_gap_or
                 watching.cancel_scope.cancel()
         assert [c.args[0] for c in seen] == applied, "a gap or a duplicate"
         order = [(c.index, c.position) for c in seen]
-        assert order == sorted(order) and len(set(order)) == len(order)
+        assert order == sorted(order)
+        assert len(set(order)) == len(order)
         await cluster.close()
 
 
