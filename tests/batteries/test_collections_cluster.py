@@ -1,5 +1,6 @@
 """The collection batteries on a real 3-node cluster: calls through every member, the same
-state on every replica, and the same state again after a member replays its log."""
+state on every replica, and the same state again after members restart from their log and
+from a snapshot."""
 
 from __future__ import annotations
 
@@ -74,10 +75,15 @@ async def test_collections_apply_the_same_everywhere_and_after_a_replay(tmp_path
         for (name, query), expected in EXPECTED.items():
             assert await cluster.same_everywhere(name, query) == expected, (name, query)
 
-        replayed = cluster.followers(leader)[0]
-        print(f"restarting {replayed}: fresh objects rebuilt from its RocksDB log")
-        await cluster.stop(replayed)
-        await cluster.start(replayed)
+        replayed, restored = cluster.followers(leader)
+        snapshot_index = await cluster.nodes[restored].snapshot()  # its state, pickled
+        await cluster.objects[leader]["counter"].incr(0)  # one entry after the snapshot
+        for node_id in (replayed, restored):
+            print(f"restarting {node_id}: objects rebuilt from its RocksDB log (and snapshot)")
+            await cluster.stop(node_id)
+            await cluster.start(node_id)
+        assert cluster.nodes[restored].status().snapshot_index == snapshot_index > 0
+        assert cluster.nodes[replayed].status().snapshot_index == 0
         await cluster.objects[replayed]["counter"].get()  # caught up past a barrier
         for (name, query), expected in EXPECTED.items():
             assert await cluster.same_everywhere(name, query) == expected, (name, query)
