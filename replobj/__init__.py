@@ -7,7 +7,7 @@ the replicated log and apply in the same order everywhere; :func:`query` methods
 
 from __future__ import annotations
 
-from . import errors
+from . import batteries, errors
 from .blocking import BlockingNode
 from .entry_context import EntryInfo, current_entry
 from .node import Node, NodeStatus
@@ -26,6 +26,7 @@ __all__ = [
     "Node",
     "NodeStatus",
     "__version__",
+    "batteries",
     "command",
     "current_entry",
     "errors",

@@ -14,6 +14,7 @@ __all__ = [
     "AttachAfterStartError",
     "AttachError",
     "AuthenticationError",
+    "BatteryError",
     "CallTimeoutError",
     "ClassMismatchError",
     "ClusterMismatchError",
@@ -31,17 +32,21 @@ __all__ = [
     "InvalidMemberError",
     "LeaderNotReadyError",
     "LocalReadNotReadyError",
+    "LockHeldError",
     "NoCurrentEntryError",
     "NoLeaderError",
+    "NoPermitError",
     "NodeClosedError",
     "NodeRemovedError",
     "NodeStoppedError",
     "NotACommandError",
     "NotAQueryError",
     "NotAStoreError",
+    "NotHolderError",
     "NotLeaderError",
     "NotReplicatedError",
     "ProtocolError",
+    "QueueEmptyError",
     "RaftRefusedError",
     "ReadFailedError",
     "ReplObjError",
@@ -348,3 +353,69 @@ class NoCurrentEntryError(ReplicatedObjectError, RuntimeError):
 
 class ApplyOrderError(ReplicatedObjectError, ValueError):
     """Entries were fed to the state machine out of order (a runtime bug); nothing was applied."""
+
+
+# --- batteries (replobj.batteries) ----------------------------------------------------
+
+
+class BatteryError(ReplObjError):
+    """A ready-made replicated type (:mod:`replobj.batteries`) refused a call; the call
+    applied as a no-op on every replica (nothing changed)."""
+
+
+class QueueEmptyError(BatteryError, LookupError):
+    """``Queue.pop`` or ``Queue.peek`` found the queue empty; nothing changed. Put an item
+    first, or call again later."""
+
+    def __init__(self, queue: str = "the queue") -> None:
+        super().__init__(f"{queue} is empty; put an item first, or call again later")
+        self.queue = queue
+
+    def __reduce__(self) -> tuple[type[QueueEmptyError], tuple[str]]:
+        return type(self), (self.queue,)
+
+
+class LockHeldError(BatteryError):
+    """Another owner holds the lock (or the leadership) until ``expires_at``, in leader time
+    (seconds since the epoch on the leaders' clocks); nothing changed. Retry later."""
+
+    def __init__(self, what: str, owner: str, expires_at: float) -> None:
+        super().__init__(
+            f"{what} is held by {owner!r} until {expires_at:.3f} (leader time); retry "
+            "later, or have the holder release it"
+        )
+        self.what, self.owner, self.expires_at = what, owner, expires_at
+
+    def __reduce__(self) -> tuple[type[LockHeldError], tuple[str, str, float]]:
+        return type(self), (self.what, self.owner, self.expires_at)
+
+
+class NoPermitError(BatteryError):
+    """Every permit of the semaphore is held; the first frees at ``expires_at`` (leader
+    time) unless released sooner. Nothing changed; retry later."""
+
+    def __init__(self, what: str, permits: int, expires_at: float) -> None:
+        super().__init__(
+            f"all {permits} permits of {what} are held; the first lease runs out at "
+            f"{expires_at:.3f} (leader time); retry later"
+        )
+        self.what, self.permits, self.expires_at = what, permits, expires_at
+
+    def __reduce__(self) -> tuple[type[NoPermitError], tuple[str, int, float]]:
+        return type(self), (self.what, self.permits, self.expires_at)
+
+
+class NotHolderError(BatteryError):
+    """``owner`` with ``token`` does not hold the lease (never did, released it, or it
+    expired on leader time); nothing changed. Stop using the protected resource and acquire
+    again: the new token fences off whatever the old one still does."""
+
+    def __init__(self, what: str, owner: str, token: int) -> None:
+        super().__init__(
+            f"{owner!r} with token {token} does not hold {what} (released, expired on leader "
+            "time, or never held): stop using the resource and acquire again"
+        )
+        self.what, self.owner, self.token = what, owner, token
+
+    def __reduce__(self) -> tuple[type[NotHolderError], tuple[str, str, int]]:
+        return type(self), (self.what, self.owner, self.token)

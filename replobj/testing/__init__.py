@@ -10,12 +10,14 @@ the history against a model of the object with :func:`check_history`::
     verdict = check_history(recorder.history(), RegisterModel())
     assert verdict.ok, verdict.explain()
 
-Ready-made models cover a register, a counter, a set and a key-value map; any object that
-follows the :class:`Model` protocol works too. See ``docs/linearizability.md``.
+Ready-made models cover a register, a counter, a set, a key-value map and the
+:mod:`replobj.batteries` ``Dict`` and ``Queue``; any object that follows the :class:`Model`
+protocol works too. See ``docs/linearizability.md``.
 """
 
 from __future__ import annotations
 
+from .battery_models import EMPTY, DictModel, Empty, QueueModel
 from .checker import DEFAULT_BUDGET, DEFAULT_MEMORY_BUDGET, ModelError, check_history
 from .history import (
     UNKNOWN,
@@ -34,6 +36,7 @@ from .verdict import Candidate, Counterexample, Outcome, Verdict
 __all__ = [
     "DEFAULT_BUDGET",
     "DEFAULT_MEMORY_BUDGET",
+    "EMPTY",
     "UNKNOWN",
     "CallToken",
     "Candidate",
@@ -41,6 +44,8 @@ __all__ = [
     "CounterModel",
     "Counterexample",
     "DescribedModel",
+    "DictModel",
+    "Empty",
     "HistoryError",
     "HistoryRecorder",
     "KeyValueModel",
@@ -50,6 +55,7 @@ __all__ = [
     "Outcome",
     "PartitionedModel",
     "PendingCall",
+    "QueueModel",
     "ReadAwareModel",
     "RegisterModel",
     "SetModel",
