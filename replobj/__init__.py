@@ -10,6 +10,7 @@ from __future__ import annotations
 from . import batteries, errors
 from .blocking import BlockingNode
 from .entry_context import EntryInfo, current_entry
+from .metrics import NodeMetrics
 from .node import Node, NodeStatus
 from .proxy import Indexed
 from .replicated import command, query, replicated
@@ -24,6 +25,7 @@ __all__ = [
     "EntryInfo",
     "Indexed",
     "Node",
+    "NodeMetrics",
     "NodeStatus",
     "__version__",
     "batteries",

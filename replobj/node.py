@@ -39,6 +39,7 @@ from .command import (
 )
 from .directory import DIRECTORY_NAME, ClusterDirectory
 from .identity import IdentityCheckedSnapshots, IdentityKeeper
+from .metrics import LatencyHistogram
 from .node_cluster import ClusterOperations, parse_address
 from .node_lifecycle import Lifecycle, open_store
 from .node_recovery import force_new_cluster
@@ -183,6 +184,7 @@ class Node(ClusterOperations):
         self._next_seq = 0
         self._in_flight: set[int] = set()
         self._room = CallRoom(max_pending_calls)
+        self._latency = LatencyHistogram()
         self._feed = WatchFeed(watch_history, _WATCH_BYTES)
         self._checked_names: set[tuple[str, str, str]] = set()
         self._runtime: RaftRuntime | None = None
@@ -260,6 +262,7 @@ class Node(ClusterOperations):
             self.diverged.clear()
             self._last_outcome = self._member_of = None
         self._feed.reset()
+        self._latency = LatencyHistogram()
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
         try:

@@ -15,6 +15,7 @@ import anyio.lowlevel
 from . import errors
 from .call_room import CallRoom
 from .command import Command, CommandOutcome, encode_command
+from .metrics import LatencyHistogram
 from .raft.types import ClusterConfig, LogIndex, NodeId
 from .runtime import CallTicket, RaftRuntime
 from .runtime_options import RuntimeOptions
@@ -38,6 +39,8 @@ class NodeCalls:
     _next_seq: int
     _in_flight: set[int]
     _room: CallRoom
+    _latency: LatencyHistogram
+    """Seconds from a call to its outcome here, for ``metrics()``."""
     """The bound on :attr:`_in_flight` (``Node(max_pending_calls=...)``)."""
     _checked_names: set[tuple[str, str, str]]
     """(object, class, method) names a :class:`Command` has checked (see :meth:`new_command`)."""
@@ -357,6 +360,10 @@ class NodeCalls:
                         still.append(i)
                         refused = refused or isinstance(ticket.error, errors.RaftRefusedError)
                 pending = still
+                if len(still) < len(tickets):
+                    self._latency.observe(
+                        time.monotonic() - deadline + limit, len(tickets) - len(still)
+                    )
                 if refused:
                     await self._wait_role_change()
                 self._check_member()
@@ -383,6 +390,7 @@ class NodeCalls:
                 # Unknown once a leader may have appended it: sent and not explicitly refused.
                 reached_log = reached_log or (ticket.sent and not ticket.refused)
                 if ticket.applied and isinstance(ticket.result, ApplyOutcome):
+                    self._latency.observe(time.monotonic() - deadline + limit)
                     return ticket, ticket.result
                 if isinstance(ticket.error, errors.RaftRefusedError):
                     await self._wait_role_change()

@@ -19,6 +19,7 @@ import anyio.abc
 from . import errors
 from .directory import DIRECTORY_NAME, ClusterDirectory
 from .identity import IdentityKeeper
+from .metrics import NodeMetrics
 from .node_calls import NodeCalls
 from .node_checks import check_address, check_member, split_address
 from .node_status import NodeStatus, PeerLag
@@ -91,6 +92,43 @@ class ClusterOperations(NodeCalls):
             removed=removed,
             cluster_id=self.cluster_id,
             stalled=status.stalled,
+        )
+
+    def metrics(self) -> NodeMetrics:
+        """This member's figures since it started (:mod:`replobj.metrics`): Raft position,
+        calls in flight and their latency, elections, snapshots, messages.
+
+        :raises ~replobj.errors.NodeStoppedError: if the node is not running.
+        """
+        runtime = self.runtime
+        status = runtime.raft.status()
+        latency = self._latency
+        taken, installed, size, seconds = runtime.snapshot_counters
+        transport = self._transport.stats if self._transport is not None else None
+        return NodeMetrics(
+            node_id=self.id,
+            role=status.role.value,
+            term=status.term,
+            commit_index=status.commit_index,
+            applied_index=self.statemachine.applied_index,
+            calls_in_flight=len(self._in_flight),
+            calls_waiting=self._room.waiting,
+            command_latency=latency.cumulative(),
+            commands=latency.total,
+            command_seconds=latency.total_seconds,
+            elections=runtime.counters.elections,
+            leader_changes=runtime.counters.leader_changes,
+            snapshots_taken=taken,
+            snapshots_installed=installed,
+            snapshot_bytes=size,
+            snapshot_seconds=seconds,
+            messages_sent=transport.sent if transport else 0,
+            messages_received=transport.received if transport else 0,
+            messages_dropped=transport.dropped if transport else 0,
+            messages_rejected=(transport.rejected + transport.rejected_messages)
+            if transport
+            else 0,
+            peer_lag={peer: status.last_index - p.match_index for peer, p in status.peers.items()},
         )
 
     def _removed(self, config: ClusterConfig) -> bool:

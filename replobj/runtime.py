@@ -39,6 +39,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from . import errors
+from .metrics import RuntimeCounters
 from .raft import actions as act
 from .raft.messages import Message
 from .raft.node import RaftNode
@@ -128,6 +129,8 @@ class RaftRuntime(TicketDesk):
         )
         """Takes, sends and installs snapshots."""
         self.role_changed = anyio.Event()
+        self.counters = RuntimeCounters()
+        """Elections and leader changes seen (read by ``node.metrics()``)."""
         self.failure: BaseException | None = None
         self._failed = anyio.Event()
 
@@ -459,6 +462,7 @@ class RaftRuntime(TicketDesk):
             else:
                 logger.error("%s: CLUSTER STALLED: %s", self.raft.id, action.stall.describe())
         elif isinstance(action, act.RoleChanged):
+            self._count_role_change(action)
             logger.info(
                 "%s is %s in term %d (leader: %s)",
                 self.raft.id,
@@ -469,6 +473,22 @@ class RaftRuntime(TicketDesk):
             self._fail_forwards(f"leadership changed (leader: {action.leader or 'unknown'})")
             self.role_changed.set()
             self.role_changed = anyio.Event()
+
+    def _count_role_change(self, action: act.RoleChanged) -> None:
+        counters = self.counters
+        if action.role is Role.CANDIDATE:
+            counters.elections += 1
+        leader = action.leader
+        if leader is not None and leader != counters.last_leader:
+            if counters.last_leader is not None:
+                counters.leader_changes += 1
+            counters.last_leader = leader
+
+    @property
+    def snapshot_counters(self) -> tuple[int, int, int, float]:
+        """Snapshots taken, installed, and the size and seconds of the last one taken."""
+        taker = self._snapshots.taker
+        return taker.taken, self._snapshots.installed, taker.last_bytes, taker.last_seconds
 
     def _apply_committed(self, entries: tuple[Entry, ...]) -> None:
         self._apply_entries(entries)

@@ -154,6 +154,12 @@ class SnapshotTaker:
         self._applied_bytes = 0
         self.error: str | None = None
         """Why the last snapshot failed (an object's state could not be pickled), or ``None``."""
+        self.taken = 0
+        """Snapshots taken since the runtime started."""
+        self.last_bytes = 0
+        """Size of the last snapshot taken."""
+        self.last_seconds = 0.0
+        """How long the last one took, pickling and storing."""
 
     def note_applied(self, entries: Sequence[Entry]) -> None:
         """Count the payload bytes of applied entries toward the next snapshot."""
@@ -288,6 +294,9 @@ class SnapshotTaker:
         raft.handle_snapshot_taken(meta)
         self._applied_bytes = max(0, self._applied_bytes - counted)
         self._kick()
+        self.taken += 1
+        self.last_bytes = len(data)
+        self.last_seconds = anyio.current_time() - started
         logger.info(
             "%s took a snapshot at index %d (%d bytes, pickled in %.3fs, stored in %.3fs)",
             raft.id,

@@ -123,6 +123,13 @@ class SnapshotKeeper:
         self._refused: tuple[SnapshotMeta, float] | None = None
         self._refusals = 0
         """Snapshots refused in a row: each doubles the wait before asking again."""
+        self.installed = 0
+        """Snapshots received from a leader and installed since the runtime started."""
+
+    @property
+    def taker(self) -> SnapshotTaker:
+        """Who takes the node's own snapshots (its counters are read by ``metrics()``)."""
+        return self._taker
 
     @property
     def error(self) -> str | None:
@@ -242,6 +249,7 @@ class SnapshotKeeper:
             self._applied.advance(action.meta.last_index)
             self._taker.reset_progress()
             self._refusals = 0
+            self.installed += 1
             logger.info(
                 "%s installed a snapshot at index %d", self._raft.id, action.meta.last_index
             )
