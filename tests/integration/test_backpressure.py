@@ -17,6 +17,7 @@ from replobj import errors
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # trio: the full-node test below
 async def test_twenty_thousand_callers_under_a_bound_of_a_thousand_all_complete(
     tmp_path: Path,
 ) -> None:
