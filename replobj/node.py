@@ -67,8 +67,11 @@ _T = TypeVar("_T")
 _MESSAGE_MARGIN = 1024
 """Bytes of a message kept for headers, so entry batches and snapshot chunks fit the transport."""
 
+_WATCH_COMMANDS = 100_000
+"""Commands kept at most for watchers that have not read them (beyond ``watch_history``)."""
+
 _WATCH_BYTES = 64 << 20
-"""Payload bytes of the watch history at most (see ``watch_history``)."""
+"""Payload bytes kept at most for watchers (see ``watch_history``)."""
 
 _PACK_LIMIT = 256 * 1024
 """Largest entry the calls submitted together are packed into (smaller if the transport's is)."""
@@ -100,8 +103,9 @@ class Node(ClusterOperations):
         together share an entry, so entries alone do not bound the log's size).
     :param call_timeout: default seconds a call may take before
         :class:`~replobj.errors.CallTimeoutError`.
-    :param watch_history: applied entries this member keeps for :meth:`watch` (also at
-        most 64 MiB of their payloads); a watcher may resume from any of them.
+    :param watch_history: applied commands this member keeps for :meth:`watch` to
+        resume from (besides what watchers iterating now have not read: at most 100,000
+        commands and 64 MiB of payloads); 0 keeps only the latter.
     :param max_pending_calls: the most commands this node's callers may have in flight at
         once (backpressure, :mod:`replobj.call_room`); past it a call waits for room, in
         arrival order, within its timeout (or raises
@@ -146,7 +150,7 @@ class Node(ClusterOperations):
         snapshot_bytes: int = 64 << 20,
         call_timeout: float = 10.0,
         max_pending_calls: int = 10_000,
-        watch_history: int = 10_000,
+        watch_history: int = 1_000,
         seed: int | None = None,
         wrap_transport: Callable[[Transport], Transport] | None = None,
         tls_server: ssl.SSLContext | None = None,
@@ -185,7 +189,7 @@ class Node(ClusterOperations):
         self._in_flight: set[int] = set()
         self._room = CallRoom(max_pending_calls)
         self._latency = LatencyHistogram()
-        self._feed = WatchFeed(watch_history, _WATCH_BYTES)
+        self._feed = WatchFeed(watch_history, _WATCH_COMMANDS, _WATCH_BYTES)
         self._checked_names: set[tuple[str, str, str]] = set()
         self._runtime: RaftRuntime | None = None
         self._transport: Transport | None = None

@@ -357,7 +357,12 @@ def check_node_parameters(given: Mapping[str, Any]) -> dict[NodeId, str]:
     )
     check_positive_int(given["snapshot_entries"], parameter="snapshot_entries")
     check_positive_int(given["max_pending_calls"], parameter="max_pending_calls")
-    check_positive_int(given["watch_history"], parameter="watch_history")
+    watch_history = given["watch_history"]
+    if isinstance(watch_history, bool) or not isinstance(watch_history, int) or watch_history < 0:
+        raise ConfigurationError(
+            f"watch_history: got {type(watch_history).__name__} {watch_history!r}; expected "
+            "an int >= 0 (commands kept for watchers to resume from)"
+        )
     check_positive_int(given["snapshot_bytes"], parameter="snapshot_bytes")
     check_transport(
         given["transport"],

@@ -137,3 +137,25 @@ async def test_watch_refuses_what_it_cannot_give(tmp_path: Path) -> None:
     with pytest.raises(errors.NodeStoppedError):
         async for _ in node.watch("reg"):
             pass
+
+
+async def test_a_watcher_keeps_what_it_has_not_read_even_with_no_history(tmp_path: Path) -> None:
+    async with anyio.create_task_group() as tasks:
+        cluster = Cluster(tasks, tmp_path, 3, watch_history=0)
+        leader = await cluster.start_all()
+        node = cluster.nodes[leader]
+        watcher = node.watch("reg")
+        for number in range(20):
+            await cluster.proxies[leader].add(f"v{number}")
+        seen: list[replobj.Change] = []
+        with anyio.fail_after(10):
+            await _collect(watcher, seen, 20)
+        assert [c.args[0] for c in seen] == [f"v{n}" for n in range(20)]
+        first = seen[0].index
+        del watcher  # nobody needs the old entries now: they go with the next one
+        await cluster.proxies[leader].add("last")
+        with pytest.raises(errors.WatchCompactedError) as caught:
+            async for _ in node.watch("reg", since=first):
+                pass
+        assert caught.value.oldest > first
+        await cluster.close()
