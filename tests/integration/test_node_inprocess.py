@@ -26,6 +26,7 @@ async def test_commands_and_reads_from_every_member(tmp_path: Path) -> None:
         expected = [f"v{i}" for i in range(9)]
         for node_id in cluster.nodes:
             assert await cluster.proxies[node_id].snapshot_values() == expected
+
         # A loaded machine may add an entry (a new leader's no-op) meanwhile: every member
         # still ends up having applied all that is committed.
         def all_applied_the_commit() -> bool:
