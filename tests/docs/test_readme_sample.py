@@ -36,4 +36,6 @@ def test_readme_sample_runs(tmp_path: pathlib.Path) -> None:
     assert done.returncode == 0, context
     lines = done.stdout.splitlines()
     assert lines[:3] == ["5", "5", "5"], context  # the command, a linearizable and a local read
-    assert "voters" in "\n".join(lines[3:]), context  # the status printed last
+    status = lines[3:]  # the status printed last: d joined, c left
+    assert "member      a" in status, context
+    assert "voters      a, b, d" in status, context
