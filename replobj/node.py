@@ -68,6 +68,40 @@ _PACK_LIMIT = 256 * 1024
 """Largest entry the calls submitted together are packed into (smaller if the transport's is)."""
 
 
+async def _unwrapped(outer: anyio.abc.TaskGroup, exc: BaseException | None) -> bool | None:
+    """Leave the task group serving the node; a group of one error becomes that error.
+
+    The ``async with node:`` body runs inside this task group, and anyio wraps whatever
+    leaves a task group in an exception group, even a single error. A caller writing
+    ``except CallTimeoutError`` must see it: when the group holds just the body's own
+    exception, it propagates unchanged (``False``: the ``async with`` re-raises it); when it
+    holds just one error of the node's (its storage failed, say), however deeply its own
+    task groups nested it, that error is raised. A group of several errors stays a group.
+    """
+    try:
+        if exc is None:
+            return await outer.__aexit__(None, None, None)
+        return await outer.__aexit__(type(exc), exc, exc.__traceback__)
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) != 1:
+            raise
+        (only,) = group.exceptions
+        if only is exc or (exc is not None and _leaf_ids(only) == _leaf_ids(exc)):
+            return False  # trio hands back a copy of a group the body raised
+        while isinstance(only, BaseExceptionGroup) and len(only.exceptions) == 1:
+            (only,) = only.exceptions  # the node's own task groups nest it
+        if isinstance(only, BaseExceptionGroup):
+            raise
+        raise only from only.__cause__
+
+
+def _leaf_ids(error: BaseException) -> list[int]:
+    """The identities of the errors in ``error`` (itself, if it is not a group)."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaf_ids(inner)]
+    return [id(error)]
+
+
 class Node(ClusterOperations):
     """One member of a replicated-object cluster.
 
@@ -220,14 +254,12 @@ class Node(ClusterOperations):
         try:
             await self.aclose()
         except BaseException as stopped:  # cancelled because serve failed: raise why
-            if outer is None or not await outer.__aexit__(
-                type(stopped), stopped, stopped.__traceback__
-            ):
+            if outer is None or not await _unwrapped(outer, stopped):
                 raise
             return None
         if outer is None:
             return None
-        return await outer.__aexit__(exc_type, exc, traceback)
+        return await _unwrapped(outer, exc)
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
