@@ -12,6 +12,7 @@ from .blocking import BlockingNode
 from .entry_context import EntryInfo, current_entry
 from .node import Node, NodeStatus
 from .replicated import command, query, replicated
+from .running import run
 from .secret import new_secret
 
 __version__ = "0.1.0"
@@ -28,4 +29,5 @@ __all__ = [
     "new_secret",
     "query",
     "replicated",
+    "run",
 ]

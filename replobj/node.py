@@ -39,7 +39,7 @@ from .command import (
 from .directory import DIRECTORY_NAME, ClusterDirectory
 from .identity import IdentityCheckedSnapshots, IdentityKeeper
 from .node_cluster import ClusterOperations, parse_address
-from .node_lifecycle import Lifecycle, open_store
+from .node_lifecycle import RUNNING_NODES, Lifecycle, leave_task_group, open_store
 from .node_recovery import force_new_cluster
 from .node_status import NodeStatus, PeerLag
 from .proxy import ObjectProxy
@@ -66,40 +66,6 @@ _MESSAGE_MARGIN = 1024
 
 _PACK_LIMIT = 256 * 1024
 """Largest entry the calls submitted together are packed into (smaller if the transport's is)."""
-
-
-async def _unwrapped(outer: anyio.abc.TaskGroup, exc: BaseException | None) -> bool | None:
-    """Leave the task group serving the node; a group of one error becomes that error.
-
-    The ``async with node:`` body runs inside this task group, and anyio wraps whatever
-    leaves a task group in an exception group, even a single error. A caller writing
-    ``except CallTimeoutError`` must see it: when the group holds just the body's own
-    exception, it propagates unchanged (``False``: the ``async with`` re-raises it); when it
-    holds just one error of the node's (its storage failed, say), however deeply its own
-    task groups nested it, that error is raised. A group of several errors stays a group.
-    """
-    try:
-        if exc is None:
-            return await outer.__aexit__(None, None, None)
-        return await outer.__aexit__(type(exc), exc, exc.__traceback__)
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) != 1:
-            raise
-        (only,) = group.exceptions
-        if only is exc or (exc is not None and _leaf_ids(only) == _leaf_ids(exc)):
-            return False  # trio hands back a copy of a group the body raised
-        while isinstance(only, BaseExceptionGroup) and len(only.exceptions) == 1:
-            (only,) = only.exceptions  # the node's own task groups nest it
-        if isinstance(only, BaseExceptionGroup):
-            raise
-        raise only from only.__cause__
-
-
-def _leaf_ids(error: BaseException) -> list[int]:
-    """The identities of the errors in ``error`` (itself, if it is not a group)."""
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaf_ids(inner)]
-    return [id(error)]
 
 
 class Node(ClusterOperations):
@@ -254,12 +220,12 @@ class Node(ClusterOperations):
         try:
             await self.aclose()
         except BaseException as stopped:  # cancelled because serve failed: raise why
-            if outer is None or not await _unwrapped(outer, stopped):
+            if outer is None or not await leave_task_group(outer, stopped):
                 raise
             return None
         if outer is None:
             return None
-        return await _unwrapped(outer, exc)
+        return await leave_task_group(outer, exc)
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -277,6 +243,7 @@ class Node(ClusterOperations):
             self._last_outcome = self._member_of = None
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
+        watched = RUNNING_NODES.get()  # set by replobj.run: stopped cleanly on Ctrl-C
         try:
             storage = open_store(self.data_dir, self._storage)
         except BaseException:
@@ -321,6 +288,8 @@ class Node(ClusterOperations):
                     tasks.start_soon(self._reconcile_loop)
                     logger.info("%s started on %s (term %d)", self.id, self.listen, raft.term)
                     task_status.started()
+                    if watched is not None:
+                        watched.add(self)
                     await self._stop.wait()
                     if runtime.is_leader and len(runtime.raft.config.voters) > 1:
                         with anyio.move_on_after(self._options.election_timeout):
@@ -345,6 +314,8 @@ class Node(ClusterOperations):
                     raise
                 logger.warning("%s: closing its failed storage: %s", self.id, exc)
             self._life.running = False
+            if watched is not None:
+                watched.discard(self)
             self._stopped.set()
             logger.info("%s stopped", self.id)
 
