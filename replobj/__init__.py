@@ -14,6 +14,7 @@ from .metrics import NodeMetrics
 from .node import Node, NodeStatus
 from .proxy import Indexed
 from .replicated import command, query, replicated
+from .running import run
 from .secret import new_secret
 from .watch import Change
 
@@ -35,4 +36,5 @@ __all__ = [
     "new_secret",
     "query",
     "replicated",
+    "run",
 ]

@@ -41,7 +41,7 @@ from .directory import DIRECTORY_NAME, ClusterDirectory
 from .identity import IdentityCheckedSnapshots, IdentityKeeper
 from .metrics import LatencyHistogram
 from .node_cluster import ClusterOperations, parse_address
-from .node_lifecycle import Lifecycle, open_store
+from .node_lifecycle import RUNNING_NODES, Lifecycle, leave_task_group, open_store
 from .node_recovery import force_new_cluster
 from .node_status import NodeStatus, PeerLag
 from .proxy import ObjectProxy
@@ -242,14 +242,12 @@ class Node(ClusterOperations):
         try:
             await self.aclose()
         except BaseException as stopped:  # cancelled because serve failed: raise why
-            if outer is None or not await outer.__aexit__(
-                type(stopped), stopped, stopped.__traceback__
-            ):
+            if outer is None or not await leave_task_group(outer, stopped):
                 raise
             return None
         if outer is None:
             return None
-        return await outer.__aexit__(exc_type, exc, traceback)
+        return await leave_task_group(outer, exc)
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -269,6 +267,7 @@ class Node(ClusterOperations):
         self._latency = LatencyHistogram()
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
+        watched = RUNNING_NODES.get()  # set by replobj.run: stopped cleanly on Ctrl-C
         try:
             storage = open_store(self.data_dir, self._storage)
         except BaseException:
@@ -313,6 +312,8 @@ class Node(ClusterOperations):
                     tasks.start_soon(self._reconcile_loop)
                     logger.info("%s started on %s (term %d)", self.id, self.listen, raft.term)
                     task_status.started()
+                    if watched is not None:
+                        watched.add(self)
                     await self._stop.wait()
                     if runtime.is_leader and len(runtime.raft.config.voters) > 1:
                         with anyio.move_on_after(self._options.election_timeout):
@@ -338,6 +339,8 @@ class Node(ClusterOperations):
                     raise
                 logger.warning("%s: closing its failed storage: %s", self.id, exc)
             self._life.running = False
+            if watched is not None:
+                watched.discard(self)
             self._stopped.set()
             logger.info("%s stopped", self.id)
 

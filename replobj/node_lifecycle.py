@@ -6,13 +6,19 @@ instances still hold everything applied before the close: applying the log onto 
 again would apply entries twice. :class:`Lifecycle` remembers the objects' state at the
 first start (their state at attach time) and puts it back before every later start, so
 the rebuild begins where the objects began. :func:`open_store` opens the store each run
-uses.
+uses. :func:`leave_task_group` ends a run of ``async with node:`` so that a lone error
+arrives as itself, and :data:`RUNNING_NODES` lets :func:`replobj.run` find the nodes to
+stop on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from contextvars import ContextVar
+from typing import Protocol
+
+import anyio.abc
 
 from .errors import NodeClosedError, StorageError, UnpicklableStateError, UnusableDataDirError
 from .raft.types import NodeId
@@ -21,9 +27,26 @@ from .storage.memory import MemoryStorage
 from .storage.protocol import Storage
 from .storage.registry import open_storage
 
-__all__ = ["Lifecycle", "open_store"]
+__all__ = ["RUNNING_NODES", "Lifecycle", "StoppableNode", "leave_task_group", "open_store"]
 
 logger = logging.getLogger("replobj")
+
+
+class StoppableNode(Protocol):
+    """What :func:`replobj.run` needs of a node to stop it on Ctrl-C."""
+
+    id: NodeId
+
+    async def aclose(self) -> None:
+        """Stop the node; a leader first hands leadership to another voter."""
+
+
+RUNNING_NODES: ContextVar[set[StoppableNode] | None] = ContextVar(
+    "replobj_running_nodes", default=None
+)
+"""The nodes serving under :func:`replobj.run` (``None`` outside it): each node adds
+itself once started and removes itself once stopped, so that a Ctrl-C can stop them all
+cleanly before the application's tasks are cancelled."""
 
 
 class Lifecycle:
@@ -101,3 +124,37 @@ def open_store(data_dir: str | os.PathLike[str] | None, storage: Storage | None)
             f"data_dir {os.fspath(data_dir)!r} cannot be used ({exc}); give a directory "
             "this process can create, read and write"
         ) from exc
+
+
+async def leave_task_group(outer: anyio.abc.TaskGroup, exc: BaseException | None) -> bool | None:
+    """Leave the task group serving the node; a group of one error becomes that error.
+
+    The ``async with node:`` body runs inside this task group, and anyio wraps whatever
+    leaves a task group in an exception group, even a single error. A caller writing
+    ``except CallTimeoutError`` must see it: when the group holds just the body's own
+    exception, it propagates unchanged (``False``: the ``async with`` re-raises it); when it
+    holds just one error of the node's (its storage failed, say), however deeply its own
+    task groups nested it, that error is raised. A group of several errors stays a group.
+    """
+    try:
+        if exc is None:
+            return await outer.__aexit__(None, None, None)
+        return await outer.__aexit__(type(exc), exc, exc.__traceback__)
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) != 1:
+            raise
+        (only,) = group.exceptions
+        if only is exc or (exc is not None and _leaf_ids(only) == _leaf_ids(exc)):
+            return False  # trio hands back a copy of a group the body raised
+        while isinstance(only, BaseExceptionGroup) and len(only.exceptions) == 1:
+            (only,) = only.exceptions  # the node's own task groups nest it
+        if isinstance(only, BaseExceptionGroup):
+            raise
+        raise only from only.__cause__
+
+
+def _leaf_ids(error: BaseException) -> list[int]:
+    """The identities of the errors in ``error`` (itself, if it is not a group)."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaf_ids(inner)]
+    return [id(error)]

@@ -31,11 +31,22 @@ def load_backend(name: str = "rocksdb") -> StorageFactory:
     found = entry_points(group=ENTRY_POINT_GROUP, name=name)
     for entry_point in found:
         return cast(StorageFactory, entry_point.load())
-    hint = "pip install replobj-rocksdb" if name == "rocksdb" else f"install the {name!r} backend"
     installed = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
     raise StorageBackendMissingError(
         f"no storage backend named {name!r} is installed (installed: {installed or 'none'}); "
-        f"run `{hint}` or pass a Storage object instead of a data directory"
+        f"{_install_hint(name)}, or pass a Storage object instead of a data directory"
+    )
+
+
+def _install_hint(name: str) -> str:
+    """How to install the backend ``name``: the RocksDB one ships in this repository."""
+    if name != "rocksdb":
+        return f"install the distribution that registers {name!r} under {ENTRY_POINT_GROUP!r}"
+    return (
+        "install the RocksDB backend: from the root of a replobj checkout run "
+        "`pip install -e ./backends/rocksdb` (it is the distribution replobj-rocksdb, in "
+        "backends/rocksdb/; `pip install replobj-rocksdb` works only where your package "
+        "index has it)"
     )
 
 

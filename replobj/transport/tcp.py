@@ -59,6 +59,8 @@ class _Link:
     """Writes a frame straight to the connected socket if it takes it now (asyncio)."""
     busy: bool = False
     """Frames are queued or being written by the link's task: new ones queue behind them."""
+    unreachable: bool = False
+    """The last connection attempt failed and was logged: log further failures quietly."""
 
 
 def _direct_writer(stream: ByteStream, sealer: RecordSealer) -> Callable[[bytes], bool] | None:
@@ -253,13 +255,16 @@ class TcpTransport(TaskedTransport):
                     await anyio.sleep(largest * self._rng.uniform(0.5, 1.0))
                     continue
                 except (*_LINK_ERRORS, TransportError) as exc:
-                    self._fail(f"cannot reach {link.peer!r} at {link.address}: {describe(exc)}")
+                    self._unreachable(link, exc)
                     if isinstance(exc, TransportError):
                         delay = largest
                     await anyio.sleep(delay * self._rng.uniform(0.5, 1.0))
                     delay = min(delay * 2, largest)
                     continue
                 delay = first
+                if link.unreachable:
+                    link.unreachable = False
+                    logger.info("%s: link to %r is up", self._node_id, link.peer)
                 try:
                     if await self._carry(link, stream, reader, key):
                         return
@@ -267,6 +272,20 @@ class TcpTransport(TaskedTransport):
                     self._counters.last_error = describe(exc)
                     logger.exception("%s: link to %r failed unexpectedly", self._node_id, link.peer)
                     await anyio.sleep(largest)
+
+    def _unreachable(self, link: _Link, exc: BaseException) -> None:
+        """Record a failed connection attempt: a warning the first time, then quietly.
+
+        A peer that is not up yet (or is down) is retried with backoff for as long as it
+        stays so; one warning says so, and the next comes only after the link was up again.
+        """
+        message = f"cannot reach {link.peer!r} at {link.address}: {describe(exc)}"
+        if link.unreachable:
+            self._counters.last_error = message
+            logger.debug("%s: %s (still)", self._node_id, message)
+            return
+        link.unreachable = True
+        self._fail(f"{message}; retrying quietly until it answers")
 
     async def _carry(
         self, link: _Link, stream: ByteStream, reader: BufferedByteReceiveStream, key: bytes
