@@ -17,6 +17,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from . import errors
 from .event_loop import backend_options
+from .metrics import NodeMetrics
 from .node import Node, NodeStatus
 from .node_checks import check_backend
 from .proxy import CommandMethod, Indexed, ObjectProxy, QueryMethod
@@ -120,6 +121,10 @@ class BlockingNode:
     def snapshot(self) -> int:
         """See :meth:`Node.snapshot`."""
         return self.run(self.node.snapshot)  # type: ignore[no-any-return]
+
+    def metrics(self) -> NodeMetrics:
+        """See :meth:`Node.metrics`."""
+        return self.run(self.node.metrics)  # type: ignore[no-any-return]
 
     def wait_applied(self, index: int, timeout: float | None = None) -> int:
         """See :meth:`Node.wait_applied`."""

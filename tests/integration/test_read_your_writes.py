@@ -113,5 +113,6 @@ def test_blocking_node_offers_indexed_and_wait_applied(tmp_path: Path) -> None:
         value, index = register.add.indexed("v")
         assert value == 1
         assert node.wait_applied(index) >= index
+        assert node.metrics().commands >= 1
         with pytest.raises(errors.NotACommandError, match="only commands"):
             register.snapshot_values.indexed()
