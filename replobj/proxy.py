@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from time import monotonic as _monotonic
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import errors
 from .command import Command, CommandOutcome, has_immutable_arguments
@@ -294,6 +294,18 @@ class QueryMethod:
         self._node.check_object(self._name)
         await self._node.read_barrier()
         return self._node.statemachine.run_query(self._name, self._method, args, kwargs)
+
+    def indexed(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not for queries: they enter no log entry, so they have no index.
+
+        :raises ~replobj.errors.NotACommandError: always; for read-your-writes, call
+            ``indexed`` on the command and ``node.wait_applied(index)`` before this read.
+        """
+        raise errors.NotACommandError(
+            f"{self._method} is a query: it enters no log entry, so it has no .indexed(); "
+            "call .indexed() on the command that writes, then await node.wait_applied(index) "
+            "before reading here"
+        )
 
     async def local(self, *args: Any, **kwargs: Any) -> Any:
         """Run the query on this replica's current state: no round-trip, maybe stale.

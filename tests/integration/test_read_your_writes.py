@@ -38,8 +38,8 @@ async def test_indexed_returns_the_result_and_the_entry_it_was_applied_from(
         # What the command raised is raised, as for a plain call.
         with pytest.raises(ValueError, match="boom"):
             await cluster.proxies[leader].fail.indexed("boom")
-        with pytest.raises(AttributeError):
-            cluster.proxies[leader].snapshot_values.indexed  # noqa: B018 - a query has none
+        with pytest.raises(errors.NotACommandError, match="is a query"):
+            cluster.proxies[leader].snapshot_values.indexed()
         await cluster.close()
 
 
